@@ -1,0 +1,108 @@
+use std::fmt;
+use std::str::FromStr;
+
+/// The six event types of contract section 1.1 (case-sensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    PageView,
+    ProductView,
+    AddToCart,
+    RemoveFromCart,
+    CheckoutStarted,
+    OrderPlaced,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::PageView,
+        EventType::ProductView,
+        EventType::AddToCart,
+        EventType::RemoveFromCart,
+        EventType::CheckoutStarted,
+        EventType::OrderPlaced,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::PageView => "page_view",
+            EventType::ProductView => "product_view",
+            EventType::AddToCart => "add_to_cart",
+            EventType::RemoveFromCart => "remove_from_cart",
+            EventType::CheckoutStarted => "checkout_started",
+            EventType::OrderPlaced => "order_placed",
+        }
+    }
+
+    /// Product and cart events carry `product_id`, `category`, `unit_price_minor`, `currency`.
+    pub fn is_product_event(self) -> bool {
+        matches!(self, EventType::ProductView | EventType::AddToCart | EventType::RemoveFromCart)
+    }
+
+    pub fn is_cart_event(self) -> bool {
+        matches!(self, EventType::AddToCart | EventType::RemoveFromCart)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s).ok_or(())
+    }
+}
+
+/// One line of an `order_placed` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub product_id: String,
+    pub category: String,
+    pub quantity: i32,
+    pub unit_price_minor: i64,
+    /// `quantity * unit_price_minor`, checked to fit 64 bits during validation.
+    pub line_total_minor: i64,
+}
+
+/// The order part of an `order_placed` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub order_id: String,
+    pub items: Vec<Item>,
+    pub total_minor: i64,
+    pub discount_minor: i64,
+    pub shipping_minor: i64,
+    pub tax_minor: i64,
+}
+
+impl Order {
+    /// Sum of item quantities (at most 500 * 10,000, so it fits `int`).
+    pub fn units(&self) -> i32 {
+        self.items.iter().map(|i| i.quantity).sum()
+    }
+}
+
+/// A valid storefront event. The optional fields are exactly the nullable columns of the
+/// `events` table: each is `Some` only for the event types that carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub event_type: EventType,
+    /// UTC milliseconds since the epoch.
+    pub event_time_ms: i64,
+    pub session_id: String,
+    pub customer_id: Option<String>,
+    pub country: String,
+    pub device: String,
+    pub page: Option<String>,
+    pub product_id: Option<String>,
+    pub category: Option<String>,
+    pub quantity: Option<i32>,
+    pub unit_price_minor: Option<i64>,
+    pub cart_value_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub order: Option<Order>,
+}

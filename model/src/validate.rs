@@ -1,0 +1,369 @@
+//! Record bytes to [`Event`] or [`Rejection`], with the checks of contract section 1.3 applied in
+//! the order of its table.
+
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventType, Item, Order};
+use crate::reason::{ReasonCode, Rejection};
+use crate::time::{format_millis, parse_rfc3339};
+
+/// First bytes of a Kinesis Producer Library aggregated record (contract 1.4).
+pub const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+/// Objects and arrays nested deeper than this are `invalid_json`.
+pub const MAX_JSON_DEPTH: usize = 32;
+/// 2000-01-01T00:00:00Z: earlier event times are out of range.
+pub const EARLIEST_EVENT_TIME_MS: i64 = 946_684_800_000;
+/// An event time may be at most 5 minutes later than the record's arrival.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Records sharing an `event_id` on one shard within this much arrival time are one event.
+pub const DEDUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+const MAX_ITEMS: usize = 500;
+const MAX_QUANTITY: i64 = 10_000;
+
+type Check<T> = Result<T, Rejection>;
+
+fn schema(reason: String) -> Rejection {
+    Rejection::new(ReasonCode::SchemaViolation, reason)
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Whether the JSON text nests objects or arrays deeper than `limit` (a top-level object is
+/// depth 1). A byte scan that skips string contents, run before parsing so that deep input never
+/// reaches the parser's recursion.
+fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Field access with errors that name the field (`items[2].quantity`).
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Fields<'a> {
+    fn name(&self, field: &str) -> String {
+        if self.path.is_empty() { field.to_string() } else { format!("{}.{field}", self.path) }
+    }
+
+    fn required(&self, field: &str) -> Check<&'a Value> {
+        self.obj.get(field).ok_or_else(|| schema(format!("missing required field `{}`", self.name(field))))
+    }
+
+    fn string(&self, field: &str, min: usize, max: usize) -> Check<&'a str> {
+        let v = self.required(field)?;
+        self.check_string(field, v, min, max)
+    }
+
+    fn check_string(&self, field: &str, v: &'a Value, min: usize, max: usize) -> Check<&'a str> {
+        let s = v.as_str().ok_or_else(|| {
+            schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v)))
+        })?;
+        let n = s.chars().count();
+        if n < min || n > max {
+            return Err(schema(format!(
+                "`{}` must be {min}-{max} characters, got {n}",
+                self.name(field)
+            )));
+        }
+        Ok(s)
+    }
+
+    fn upper_code(&self, field: &str, len: usize, standard: &str) -> Check<&'a str> {
+        let v = self.required(field)?;
+        let s = v.as_str().ok_or_else(|| {
+            schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v)))
+        })?;
+        if s.len() != len || !s.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(schema(format!(
+                "`{}` must be {len} upper-case ASCII letters ({standard}), got {}",
+                self.name(field),
+                preview(s)
+            )));
+        }
+        Ok(s)
+    }
+
+    fn integer_value(&self, field: &str, v: &Value, min: i64, max: i64) -> Check<i64> {
+        let name = self.name(field);
+        let Value::Number(n) = v else {
+            return Err(schema(format!("`{name}` must be an integer, got {}", json_type(v))));
+        };
+        let i = match n.as_i64() {
+            Some(i) => i,
+            // The parser reads `-0` (an integer in JSON's grammar) as the float -0.0.
+            None if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => 0,
+            None if n.is_u64() => {
+                return Err(schema(format!("`{name}` = {n} does not fit a signed 64-bit integer")))
+            }
+            None => {
+                return Err(schema(format!(
+                    "`{name}` must be an integer, got {n} (a fraction or exponent is not allowed)"
+                )))
+            }
+        };
+        if i < min || i > max {
+            return Err(schema(format!("`{name}` must be in {min}..={max}, got {i}")));
+        }
+        Ok(i)
+    }
+
+    fn integer(&self, field: &str, min: i64, max: i64) -> Check<i64> {
+        let v = self.required(field)?;
+        self.integer_value(field, v, min, max)
+    }
+
+    fn optional_money(&self, field: &str) -> Check<i64> {
+        match self.obj.get(field) {
+            None => Ok(0),
+            Some(v) => self.integer_value(field, v, 0, i64::MAX),
+        }
+    }
+
+    fn money(&self, field: &str) -> Check<i64> {
+        self.integer(field, 0, i64::MAX)
+    }
+
+    fn quantity(&self, field: &str) -> Check<i32> {
+        // In range 1..=10,000, so the conversion cannot fail.
+        Ok(self.integer(field, 1, MAX_QUANTITY)? as i32)
+    }
+}
+
+/// At most 40 characters of a value, for error messages.
+fn preview(s: &str) -> String {
+    let mut p: String = s.chars().take(40).collect();
+    if p.len() < s.len() {
+        p.push('…');
+    }
+    format!("{p:?}")
+}
+
+/// Validates one record's data against contract section 1. `arrival_ms` is the record's
+/// `approximateArrivalTimestamp` in UTC milliseconds (for the event-time range check).
+pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
+    // 1. invalid_encoding
+    if data.starts_with(&KPL_MAGIC) {
+        return Err(Rejection::new(
+            ReasonCode::InvalidEncoding,
+            "KPL-aggregated record (magic F3 89 9A C2): aggregated records are not supported, \
+             disable KPL aggregation in the producer",
+        ));
+    }
+    let text = std::str::from_utf8(data).map_err(|e| {
+        Rejection::new(
+            ReasonCode::InvalidEncoding,
+            format!("data is not valid UTF-8: invalid byte sequence at byte offset {}", e.valid_up_to()),
+        )
+    })?;
+
+    // 2. invalid_json
+    let invalid_json = |reason: String| Rejection::new(ReasonCode::InvalidJson, reason);
+    if text.trim().is_empty() {
+        return Err(invalid_json("record data is empty".into()));
+    }
+    if nests_deeper_than(data, MAX_JSON_DEPTH) {
+        return Err(invalid_json(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")));
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| invalid_json(format!("not parseable as JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(invalid_json(format!("expected a JSON object, got {}", json_type(&value))));
+    };
+    let f = Fields { obj: &obj, path: String::new() };
+
+    // 3. unknown_event_type (a missing event_type is a schema violation)
+    let type_value = f.required("event_type")?;
+    let event_type = type_value
+        .as_str()
+        .and_then(|s| s.parse::<EventType>().ok())
+        .ok_or_else(|| {
+            let got = match type_value.as_str() {
+                Some(s) => preview(s),
+                None => json_type(type_value).to_string(),
+            };
+            Rejection::new(ReasonCode::UnknownEventType, format!("`event_type` {got} is not one of the six event types"))
+        })?;
+
+    // 4. schema_violation
+    let event_id = f.string("event_id", 1, 64)?;
+    if !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(schema(format!("`event_id` {} may only contain A-Z a-z 0-9 _ -", preview(event_id))));
+    }
+    let time_text = f.required("event_time")?;
+    let time_text = time_text.as_str().ok_or_else(|| {
+        schema(format!("`event_time` must be an RFC 3339 string, got {}", json_type(time_text)))
+    })?;
+    let event_time = parse_rfc3339(time_text)
+        .map_err(|e| schema(format!("`event_time` {} is not RFC 3339: {e}", preview(time_text))))?;
+    let session_id = f.string("session_id", 1, 128)?;
+    let customer_id = match obj.get("customer_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(f.check_string("customer_id", v, 1, 128)?),
+    };
+    let country = f.upper_code("country", 2, "ISO 3166-1 alpha-2")?;
+    let device = f.string("device", 1, 32)?;
+
+    let mut event = Event {
+        event_id: event_id.to_string(),
+        event_type,
+        event_time_ms: event_time.millis,
+        session_id: session_id.to_string(),
+        customer_id: customer_id.map(str::to_string),
+        country: country.to_string(),
+        device: device.to_string(),
+        page: None,
+        product_id: None,
+        category: None,
+        quantity: None,
+        unit_price_minor: None,
+        cart_value_minor: None,
+        currency: None,
+        order: None,
+    };
+    match event_type {
+        EventType::PageView => event.page = Some(f.string("page", 1, 2048)?.to_string()),
+        t if t.is_product_event() => {
+            event.product_id = Some(f.string("product_id", 1, 128)?.to_string());
+            event.category = Some(f.string("category", 1, 128)?.to_string());
+            event.unit_price_minor = Some(f.money("unit_price_minor")?);
+            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?.to_string());
+            if t.is_cart_event() {
+                event.quantity = Some(f.quantity("quantity")?);
+            }
+        }
+        EventType::CheckoutStarted => {
+            event.cart_value_minor = Some(f.money("cart_value_minor")?);
+            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?.to_string());
+        }
+        _ => {
+            let order_id = f.string("order_id", 1, 128)?;
+            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?.to_string());
+            let items = parse_items(f.required("items")?)?;
+            let mut order = Order {
+                order_id: order_id.to_string(),
+                total_minor: f.money("total_minor")?,
+                discount_minor: f.optional_money("discount_minor")?,
+                shipping_minor: f.optional_money("shipping_minor")?,
+                tax_minor: f.optional_money("tax_minor")?,
+                items,
+            };
+            // 5. inconsistent_total
+            check_total(&mut order)?;
+            event.order = Some(order);
+        }
+    }
+
+    // 6. event_time_out_of_range
+    if event_time.millis < EARLIEST_EVENT_TIME_MS {
+        return Err(Rejection::new(
+            ReasonCode::EventTimeOutOfRange,
+            format!("`event_time` {} is before 2000-01-01T00:00:00Z", preview(time_text)),
+        ));
+    }
+    let limit = arrival_ms.saturating_add(MAX_FUTURE_SKEW_MS);
+    if event_time.millis > limit || (event_time.millis == limit && event_time.sub_milli_nanos > 0) {
+        return Err(Rejection::new(
+            ReasonCode::EventTimeOutOfRange,
+            format!(
+                "`event_time` {} is more than 5 minutes after the record's arrival at {}",
+                preview(time_text),
+                format_millis(arrival_ms)
+            ),
+        ));
+    }
+    Ok(event)
+}
+
+/// Items are validated in full (schema) before any total is computed, so that a schema error in
+/// a later item wins over an overflow in an earlier one. The line totals are checked later.
+fn parse_items(v: &Value) -> Check<Vec<Item>> {
+    let Value::Array(raw) = v else {
+        return Err(schema(format!("`items` must be an array, got {}", json_type(v))));
+    };
+    if raw.is_empty() || raw.len() > MAX_ITEMS {
+        return Err(schema(format!("`items` must hold 1-{MAX_ITEMS} items, got {}", raw.len())));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let path = format!("items[{i}]");
+            let Value::Object(obj) = item else {
+                return Err(schema(format!("`{path}` must be an object, got {}", json_type(item))));
+            };
+            let f = Fields { obj, path };
+            Ok(Item {
+                product_id: f.string("product_id", 1, 128)?.to_string(),
+                category: f.string("category", 1, 128)?.to_string(),
+                quantity: f.quantity("quantity")?,
+                unit_price_minor: f.money("unit_price_minor")?,
+                line_total_minor: 0,
+            })
+        })
+        .collect()
+}
+
+/// `total_minor == sum(quantity * unit_price_minor) - discount + shipping + tax`, every step in
+/// checked 64-bit arithmetic, left to right. Fills in each item's line total.
+fn check_total(order: &mut Order) -> Check<()> {
+    let overflow = |what: String| {
+        Rejection::new(ReasonCode::InconsistentTotal, format!("{what} overflows a signed 64-bit integer"))
+    };
+    let mut sum: i64 = 0;
+    for (i, item) in order.items.iter_mut().enumerate() {
+        let line = i64::from(item.quantity)
+            .checked_mul(item.unit_price_minor)
+            .ok_or_else(|| overflow(format!("items[{i}] quantity * unit_price_minor")))?;
+        item.line_total_minor = line;
+        sum = sum.checked_add(line).ok_or_else(|| overflow("the sum of line totals".into()))?;
+    }
+    let expected = sum
+        .checked_sub(order.discount_minor)
+        .and_then(|v| v.checked_add(order.shipping_minor))
+        .and_then(|v| v.checked_add(order.tax_minor))
+        .ok_or_else(|| overflow("items - discount + shipping + tax".into()))?;
+    if expected != order.total_minor {
+        return Err(Rejection::new(
+            ReasonCode::InconsistentTotal,
+            format!(
+                "`total_minor` is {} but items {} - discount {} + shipping {} + tax {} = {}",
+                order.total_minor, sum, order.discount_minor, order.shipping_minor, order.tax_minor, expected
+            ),
+        ));
+    }
+    Ok(())
+}
