@@ -1,0 +1,146 @@
+//! The standard Kinesis event that Lambda sends, and the records the processor works on.
+//!
+//! The event is deserialized with this module's own serde types rather than
+//! `aws_lambda_events::kinesis::KinesisEvent`: that crate (1.2) reads the digits after the dot
+//! of `approximateArrivalTimestamp` as milliseconds, so `1763903100.5` becomes 5 ms instead of
+//! 500 ms. The contract wants the arrival rounded to the nearest millisecond.
+
+use std::cmp::Ordering;
+
+use base64::Engine;
+use serde::Deserialize;
+use sink::RecordMeta;
+
+/// `{"Records": [...]}` as Lambda sends it for a Kinesis event source mapping.
+#[derive(Debug, Deserialize)]
+pub struct KinesisEvent {
+    #[serde(rename = "Records")]
+    pub records: Vec<KinesisEventRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KinesisEventRecord {
+    /// `shardId-000000000006:49545115243490985018280067714973144582180062593244200961`
+    #[serde(rename = "eventID", default)]
+    pub event_id: Option<String>,
+    /// `arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream`
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: Option<String>,
+    pub kinesis: KinesisData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisData {
+    /// Base64 of the record's bytes.
+    pub data: String,
+    pub sequence_number: String,
+    #[serde(default)]
+    pub partition_key: String,
+    /// Epoch seconds with a fraction.
+    pub approximate_arrival_timestamp: f64,
+}
+
+/// One record to process: where it came from and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRecord {
+    /// The stream's name (from the event source ARN), or `local` when there is none.
+    pub stream: String,
+    pub meta: RecordMeta,
+    /// The record's bytes; for a record whose base64 could not be decoded, the base64 text.
+    pub data: Vec<u8>,
+    /// Set when `data` is not the decoded record (invalid base64).
+    pub undecodable: bool,
+}
+
+/// Epoch seconds to milliseconds, rounded to the nearest millisecond.
+pub fn seconds_to_millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+/// The stream name of `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`.
+pub fn stream_name(arn: Option<&str>) -> String {
+    arn.and_then(|a| a.rsplit_once(":stream/").map(|(_, name)| name.to_string()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "local".to_string())
+}
+
+impl KinesisEventRecord {
+    /// The shard of `eventID` (`shardId-...:sequence`), `unknown-shard` when absent.
+    pub fn shard_id(&self) -> String {
+        self.event_id
+            .as_deref()
+            .and_then(|id| id.split_once(':').map(|(shard, _)| shard.to_string()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unknown-shard".to_string())
+    }
+
+    pub fn into_input(self) -> InputRecord {
+        let shard_id = self.shard_id();
+        let stream = stream_name(self.event_source_arn.as_deref());
+        let k = self.kinesis;
+        let (data, undecodable) = match base64::engine::general_purpose::STANDARD.decode(k.data.as_bytes()) {
+            Ok(bytes) => (bytes, false),
+            Err(_) => (k.data.into_bytes(), true),
+        };
+        InputRecord {
+            stream,
+            meta: RecordMeta {
+                shard_id,
+                sequence_number: k.sequence_number,
+                sub_sequence_number: 0,
+                partition_key: k.partition_key,
+                arrival_ms: seconds_to_millis(k.approximate_arrival_timestamp),
+            },
+            data,
+            undecodable,
+        }
+    }
+}
+
+/// Orders Kinesis sequence numbers (decimal strings of up to 128 bits and more) numerically.
+pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_is_rounded_to_the_nearest_millisecond() {
+        assert_eq!(seconds_to_millis(1763903100.5), 1763903100500);
+        assert_eq!(seconds_to_millis(1763903100.98), 1763903100980);
+        assert_eq!(seconds_to_millis(1763903100.1234), 1763903100123);
+        assert_eq!(seconds_to_millis(1763903100.1236), 1763903100124);
+        assert_eq!(seconds_to_millis(1763903100.0), 1763903100000);
+        assert_eq!(seconds_to_millis(1545084650.987), 1545084650987);
+    }
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        assert_eq!(cmp_sequence("9", "10"), Ordering::Less);
+        assert_eq!(cmp_sequence("49545115243490985018280067714973144582180062593244200961", "49545115243490985018280067714973144582180062593244200962"), Ordering::Less);
+        assert_eq!(cmp_sequence("007", "7"), Ordering::Equal);
+        assert_eq!(cmp_sequence("100", "99"), Ordering::Greater);
+    }
+
+    #[test]
+    fn shard_and_stream_come_from_the_event() {
+        let json = r#"{"Records":[{"eventID":"shardId-000000000006:4954","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/orders",
+            "kinesis":{"data":"eyJhIjoxfQ==","sequenceNumber":"4954","partitionKey":"pk","approximateArrivalTimestamp":1545084650.987,"kinesisSchemaVersion":"1.0"}},
+            {"kinesis":{"data":"***","sequenceNumber":"4955","approximateArrivalTimestamp":1545084651}}]}"#;
+        let event: KinesisEvent = serde_json::from_str(json).unwrap();
+        let mut records = event.records.into_iter().map(KinesisEventRecord::into_input);
+        let first = records.next().unwrap();
+        assert_eq!((first.stream.as_str(), first.meta.shard_id.as_str()), ("orders", "shardId-000000000006"));
+        assert_eq!(first.data, br#"{"a":1}"#);
+        assert_eq!(first.meta.arrival_ms, 1545084650987);
+        let second = records.next().unwrap();
+        assert_eq!((second.stream.as_str(), second.meta.shard_id.as_str()), ("local", "unknown-shard"));
+        assert!(second.undecodable);
+        assert_eq!(second.data, b"***");
+    }
+}

@@ -1,0 +1,16 @@
+//! The Lambda processor: Kinesis batches to the contract's five Parquet datasets, exactly once.
+//!
+//! - [`kinesis`]: the Lambda Kinesis event and the records it carries;
+//! - [`Processor`]: validation, de-duplication and the per-shard commit protocol over any
+//!   [`sink::store::ObjectStore`];
+//! - [`config`]: the environment of contract section 3.
+//!
+//! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
+
+pub mod commit;
+pub mod config;
+pub mod dedup;
+mod handler;
+pub mod kinesis;
+
+pub use handler::{BatchReport, Processor};

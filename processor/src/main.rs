@@ -1,0 +1,36 @@
+//! The Lambda `bootstrap` (provided.al2023): configuration from the environment, one S3 client,
+//! and the shared handler. Everything else lives in the library.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use processor::config::OutputConfig;
+use processor::kinesis::KinesisEvent;
+use processor::Processor;
+use sink::store::S3Store;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON lines without colours or timestamps: CloudWatch adds the time.
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time()
+        .with_current_span(false)
+        .init();
+
+    let (bucket, prefix) = OutputConfig::from_env().map_err(|e| {
+        tracing::error!(error = %e, "bad configuration");
+        e
+    })?;
+    let store = S3Store::from_env(&bucket).await?;
+    let processor = Processor::new(store, prefix);
+    let processor = &processor;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
+        Ok::<_, Error>(processor.handle(event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+
+#[derive(Debug, thiserror::Error)]
+#[error("encoding a Parquet file failed: {0}")]
+pub struct EncodeError(#[from] ParquetError);
+
+/// The writer settings of every file: ZSTD level 3, chunk and page statistics, Parquet 1.0 data
+/// pages (the most widely readable), one row group per file (files are one batch's partition).
+pub fn writer_properties() -> Arc<WriterProperties> {
+    static PROPS: std::sync::OnceLock<Arc<WriterProperties>> = std::sync::OnceLock::new();
+    PROPS
+        .get_or_init(|| {
+            let zstd = ZstdLevel::try_new(3).unwrap_or_default();
+            Arc::new(
+                WriterProperties::builder()
+                    .set_writer_version(WriterVersion::PARQUET_1_0)
+                    .set_compression(Compression::ZSTD(zstd))
+                    .set_statistics_enabled(EnabledStatistics::Page)
+                    .set_created_by(concat!("orderstream sink ", env!("CARGO_PKG_VERSION")).to_string())
+                    .build(),
+            )
+        })
+        .clone()
+}
+
+/// One record batch to the bytes of a Parquet file.
+pub fn encode_parquet(batch: &RecordBatch) -> Result<Bytes, EncodeError> {
+    let mut buf = Vec::with_capacity(4096 + batch.get_array_memory_size() / 4);
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some((*writer_properties()).clone()))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(Bytes::from(buf))
+}

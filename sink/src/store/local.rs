@@ -1,0 +1,216 @@
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectStore, StoreError};
+
+/// Temporary files live here, under the root; the leading `.` hides them from readers.
+const TMP_DIR: &str = ".tmp";
+
+/// A local directory laid out like the bucket: key `a/b.parquet` is the file `<root>/a/b.parquet`.
+///
+/// Every write goes to a temporary file first and is then renamed (or hard-linked, for
+/// [`ObjectStore::put_if_absent`]) into place, so a reader or a crashed process never sees a
+/// partial file. Files are not fsynced: the store survives process crashes, not power loss.
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root`, creating the directory if needed.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join(TMP_DIR))
+            .map_err(|e| StoreError::new("create", "", &root.display().to_string(), e.to_string()))?;
+        Ok(LocalStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn err(&self, op: &'static str, key: &str, e: impl ToString) -> StoreError {
+        StoreError::new(op, key, &self.describe(), e.to_string())
+    }
+
+    fn path(&self, op: &'static str, key: &str) -> Result<PathBuf, StoreError> {
+        let valid = !key.is_empty()
+            && !key.starts_with('/')
+            && !key.ends_with('/')
+            && key.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'));
+        if !valid {
+            return Err(self.err(op, key, "not a valid object key (empty segments, '.', '..' and '\\' are refused)"));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Writes `body` to a new temporary file and returns its path.
+    fn write_tmp(&self, op: &'static str, key: &str, body: &[u8]) -> Result<PathBuf, StoreError> {
+        let tmp = self.root.join(TMP_DIR).join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::write(&tmp, body).map_err(|e| self.err(op, key, e))?;
+        Ok(tmp)
+    }
+
+    fn ensure_parent(&self, op: &'static str, key: &str, path: &Path) -> Result<(), StoreError> {
+        match path.parent() {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|e| self.err(op, key, e)),
+            None => Ok(()),
+        }
+    }
+
+    fn put_sync(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let path = self.path("put", key)?;
+        self.ensure_parent("put", key, &path)?;
+        let tmp = self.write_tmp("put", key, body)?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            self.err("put", key, e)
+        })
+    }
+
+    fn put_if_absent_sync(&self, key: &str, body: &[u8]) -> Result<bool, StoreError> {
+        let path = self.path("put_if_absent", key)?;
+        self.ensure_parent("put_if_absent", key, &path)?;
+        let tmp = self.write_tmp("put_if_absent", key, body)?;
+        // link(2) fails if the target exists: an atomic create-if-absent.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.err("put_if_absent", key, e)),
+        }
+    }
+
+    fn get_sync(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path("get", key)?;
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(Bytes::from(b))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("get", key, e)),
+        }
+    }
+
+    fn list_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Walk the deepest directory that the prefix names in full, then filter.
+        let dir_part = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
+        let start = if dir_part.is_empty() { self.root.clone() } else { self.root.join(dir_part) };
+        let mut keys = Vec::new();
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err("list", prefix, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| self.err("list", prefix, e))?;
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if rel == TMP_DIR {
+                    continue;
+                }
+                let file_type = entry.file_type().map_err(|e| self.err("list", prefix, e))?;
+                if file_type.is_dir() {
+                    stack.push(path);
+                } else if rel.starts_with(prefix) {
+                    keys.push(rel);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::new("io", "", "local", format!("blocking task failed: {e}"))))
+}
+
+impl Clone for LocalStore {
+    fn clone(&self) -> Self {
+        LocalStore { root: self.root.clone() }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let (s, k) = (self.clone(), key.to_string());
+        blocking(move || s.get_sync(&k)).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        let (s, k) = (self.clone(), key.to_string());
+        blocking(move || s.put_sync(&k, &body)).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        let (s, k) = (self.clone(), key.to_string());
+        blocking(move || s.put_if_absent_sync(&k, &body)).await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let (s, f, t) = (self.clone(), from.to_string(), to.to_string());
+        blocking(move || match s.get_sync(&f)? {
+            Some(body) => s.put_sync(&t, &body).map(|()| true),
+            None => Ok(false),
+        })
+        .await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let path = self.path("exists", key)?;
+        tokio::fs::try_exists(&path).await.map_err(|e| self.err("exists", key, e))
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path("delete", key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete", key, e)),
+        }
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (s, p) = (self.clone(), prefix.to_string());
+        blocking(move || s.list_sync(&p)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_store_has_s3_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path()).unwrap();
+        assert_eq!(s.get("a/b.txt").await.unwrap(), None);
+        s.put("a/b.txt", Bytes::from_static(b"one")).await.unwrap();
+        s.put("a/b.txt", Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(s.get("a/b.txt").await.unwrap().unwrap(), "two");
+        assert!(s.put_if_absent("a/c.txt", Bytes::from_static(b"x")).await.unwrap());
+        assert!(!s.put_if_absent("a/c.txt", Bytes::from_static(b"y")).await.unwrap());
+        assert_eq!(s.get("a/c.txt").await.unwrap().unwrap(), "x");
+        assert!(s.copy("a/c.txt", "z/d.txt").await.unwrap());
+        assert!(!s.copy("missing", "z/e.txt").await.unwrap());
+        assert!(s.exists("z/d.txt").await.unwrap());
+        assert_eq!(s.list("a/").await.unwrap(), vec!["a/b.txt", "a/c.txt"]);
+        assert_eq!(s.list("").await.unwrap(), vec!["a/b.txt", "a/c.txt", "z/d.txt"]);
+        assert_eq!(s.list("a/b").await.unwrap(), vec!["a/b.txt"]);
+        s.delete("a/b.txt").await.unwrap();
+        s.delete("a/b.txt").await.unwrap();
+        assert!(!s.exists("a/b.txt").await.unwrap());
+        for bad in ["", "/abs", "a/../b", "a//b", "a/"] {
+            assert!(s.put(bad, Bytes::new()).await.is_err(), "{bad}");
+        }
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,143 @@
+use async_trait::async_trait;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::{ObjectStore, StoreError};
+
+/// Characters kept as they are in an `x-amz-copy-source` value: unreserved ones and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// A bucket through aws-sdk-s3.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+/// Whether the SDK's standard environment names a custom endpoint (moto, MinIO, LocalStack...):
+/// such endpoints are addressed path-style.
+pub fn endpoint_url_is_set() -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        S3Store { client, bucket: bucket.into() }
+    }
+
+    /// A client from the SDK's standard environment (region, credentials, `AWS_ENDPOINT_URL` /
+    /// `AWS_ENDPOINT_URL_S3`), path-style when an endpoint URL is set.
+    pub async fn from_env(bucket: impl Into<String>) -> Result<Self, String> {
+        let bucket = bucket.into();
+        if bucket.is_empty() {
+            return Err("ANALYTICS_BUCKET is empty: set it to the name of the dataset bucket".into());
+        }
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        if shared.region().is_none() {
+            return Err("no AWS region configured: set AWS_REGION (for example AWS_REGION=us-east-1)".into());
+        }
+        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(endpoint_url_is_set()).build();
+        Ok(S3Store::new(Client::from_conf(config), bucket))
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn err<E, R>(&self, op: &'static str, key: &str, e: &SdkError<E, R>) -> StoreError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        StoreError::new(op, key, &self.describe(), DisplayErrorContext(e).to_string())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => {
+                let body = out.body.collect().await.map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?;
+                Ok(Some(body.into_bytes()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(self.err("get", key, &e)),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("put", key, &e))
+    }
+
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+            Err(e) => Err(self.err("put_if_absent", key, &e)),
+        }
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let source = utf8_percent_encode(&format!("{}/{from}", self.bucket), COPY_SOURCE).to_string();
+        match self.client.copy_object().bucket(&self.bucket).key(to).copy_source(source).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(false),
+            Err(e) => Err(self.err("copy", from, &e)),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(self.err("exists", key, &e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("delete", key, &e))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.err("list", prefix, &e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
