@@ -1,0 +1,61 @@
+//! Fault injection: a store that kills the whole process (abort, no unwinding, no cleanup)
+//! right before its N+1th write. The crash tests run the real binary with
+//! `--crash-after-writes N` for every N to cut a commit between any two writes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sink::store::{ObjectStore, StoreError};
+
+pub struct CrashAfterWrites {
+    inner: Arc<dyn ObjectStore>,
+    writes_left: AtomicUsize,
+}
+
+impl CrashAfterWrites {
+    pub fn new(inner: Arc<dyn ObjectStore>, writes: usize) -> Self {
+        CrashAfterWrites { inner, writes_left: AtomicUsize::new(writes) }
+    }
+
+    fn before_write(&self) {
+        let left = self.writes_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_err() {
+            eprintln!("fault injection: killing the process before a write");
+            std::process::abort();
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CrashAfterWrites {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.before_write();
+        self.inner.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        self.before_write();
+        self.inner.put_if_absent(key, body).await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        self.before_write();
+        self.inner.copy(from, to).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.before_write();
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+}

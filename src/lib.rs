@@ -1,0 +1,20 @@
+//! The local side of the pipeline: inputs for the shared handler (Lambda event files, NDJSON,
+//! the bundled contract samples), the choice of store, and fault injection for the crash tests.
+
+pub mod crash;
+pub mod input;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sink::store::{LocalStore, ObjectStore, S3Store};
+
+/// The store the datasets go to: the bucket when one is given, else a local directory.
+pub async fn open_store(bucket: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    match bucket {
+        Some(b) => Ok(Arc::new(S3Store::from_env(b).await.map_err(anyhow::Error::msg)?)),
+        None => Ok(Arc::new(
+            LocalStore::new(data_dir).with_context(|| format!("cannot use {} as the data directory", data_dir.display()))?,
+        )),
+    }
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""A small HTTP proxy in front of moto_server that injects S3 errors.
+
+    fault_proxy.py LISTEN_PORT UPSTREAM_PORT
+
+Forwards every request to 127.0.0.1:UPSTREAM_PORT unchanged, except that
+`POST /__fault__?fail=N&status=503` makes it answer the next N requests itself with that
+status (an S3 `SlowDown` error body), as a throttled or failing S3 would. `GET /__fault__`
+returns how many requests are still to fail and how many were failed in all.
+"""
+import http.client
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+LOCK = threading.Lock()
+STATE = {"fail": 0, "status": 503, "failed": 0}
+UPSTREAM = ("127.0.0.1", 0)
+
+ERROR_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def reply(self, status, body, headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def take_fault(self):
+        """The status to fail this request with, or None to forward it."""
+        with LOCK:
+            if STATE["fail"] <= 0:
+                return None
+            STATE["fail"] -= 1
+            STATE["failed"] += 1
+            return STATE["status"]
+
+    def handle_any(self):
+        body = self.read_body()
+        url = urlsplit(self.path)
+        if url.path == "/__fault__":
+            with LOCK:
+                if self.command == "POST":
+                    q = parse_qs(url.query)
+                    STATE["fail"] = int(q.get("fail", ["0"])[0])
+                    STATE["status"] = int(q.get("status", ["503"])[0])
+                answer = f'{{"fail": {STATE["fail"]}, "failed": {STATE["failed"]}}}'.encode()
+            return self.reply(200, answer, [("Content-Type", "application/json")])
+        status = self.take_fault()
+        if status is not None:
+            return self.reply(status, ERROR_BODY, [("Content-Type", "application/xml")])
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+        headers["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(*UPSTREAM, timeout=60)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            passed = [(k, v) for k, v in resp.getheaders() if k.lower() not in ("transfer-encoding", "content-length", "connection")]
+            self.reply(resp.status, data, passed)
+        finally:
+            conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = handle_any
+
+    def do_HEAD(self):
+        """A HEAD reply has headers only."""
+        self.read_body()
+        status = self.take_fault()
+        if status is not None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        conn = http.client.HTTPConnection(*UPSTREAM, timeout=60)
+        try:
+            conn.request("HEAD", self.path, headers=dict(self.headers.items()))
+            resp = conn.getresponse()
+            resp.read()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection"):
+                    self.send_header(k, v)
+            self.end_headers()
+        finally:
+            conn.close()
+
+
+def main():
+    global UPSTREAM
+    listen, upstream = int(sys.argv[1]), int(sys.argv[2])
+    UPSTREAM = ("127.0.0.1", upstream)
+    server = ThreadingHTTPServer(("127.0.0.1", listen), Proxy)
+    server.daemon_threads = True
+    print(f"fault proxy on 127.0.0.1:{listen} -> 127.0.0.1:{upstream}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

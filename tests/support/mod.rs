@@ -1,0 +1,281 @@
+//! Shared helpers of the cross-crate tests: reading datasets back with the `parquet` crate,
+//! moto_server and the fault proxy on 127.0.0.1, and the independent Python reader.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use sink::store::ObjectStore;
+use sink::Table;
+
+pub type Row = BTreeMap<String, Value>;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every row of a Parquet file, as JSON values (timestamps as epoch milliseconds, binary as
+/// its length).
+pub fn parquet_rows(bytes: bytes::Bytes) -> Vec<Row> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("a Parquet file").build().expect("reader");
+    reader.flat_map(|b| batch_rows(&b.expect("a record batch"))).collect()
+}
+
+pub fn batch_rows(batch: &RecordBatch) -> Vec<Row> {
+    let schema = batch.schema();
+    (0..batch.num_rows())
+        .map(|i| {
+            schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, col)| {
+                    let v = if col.is_null(i) {
+                        Value::Null
+                    } else {
+                        match f.data_type() {
+                            arrow_schema::DataType::Utf8 => Value::from(col.as_string::<i32>().value(i)),
+                            arrow_schema::DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(i)),
+                            arrow_schema::DataType::Int64 => Value::from(col.as_primitive::<Int64Type>().value(i)),
+                            arrow_schema::DataType::Timestamp(..) => {
+                                Value::from(col.as_primitive::<TimestampMillisecondType>().value(i))
+                            }
+                            arrow_schema::DataType::Binary => Value::from(col.as_binary::<i32>().value(i).len()),
+                            other => panic!("unexpected column type {other}"),
+                        }
+                    };
+                    (f.name().clone(), v)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether a key is a visible data file of a table (what Athena, Hive and DuckDB read).
+pub fn is_visible_data_file(key: &str) -> bool {
+    let last = key.rsplit('/').next().unwrap_or(key);
+    key.ends_with(".parquet") && !last.starts_with('_') && !last.starts_with('.')
+}
+
+/// All rows of a table, read through the store with the `parquet` crate, each with its key.
+pub async fn read_table(store: &dyn ObjectStore, prefix: &str, table: Table) -> Vec<(String, Row)> {
+    let mut out = Vec::new();
+    for key in store.list(&format!("{prefix}{}/", table.as_str())).await.expect("list") {
+        if !is_visible_data_file(&key) {
+            continue;
+        }
+        let bytes = store.get(&key).await.expect("get").expect("listed file exists");
+        out.extend(parquet_rows(bytes).into_iter().map(|r| (key.clone(), r)));
+    }
+    out
+}
+
+pub fn s(row: &Row, col: &str) -> String {
+    match &row[col] {
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn i(row: &Row, col: &str) -> i64 {
+    row[col].as_i64().unwrap_or_else(|| panic!("{col} is not an integer in {row:?}"))
+}
+
+/// Sales and funnel aggregates recomputed from the detail tables, and as read from the
+/// aggregate tables (summing rows that share a key): the two must be equal.
+pub async fn aggregates_match_details(store: &dyn ObjectStore, prefix: &str) {
+    type Key = (i64, String, String, String);
+    let mut from_items: BTreeMap<Key, [i64; 3]> = BTreeMap::new();
+    for (_, r) in read_table(store, prefix, Table::OrderItems).await {
+        let k = (model::floor_to_minute(i(&r, "event_time")), s(&r, "country"), s(&r, "category"), s(&r, "currency"));
+        let e = from_items.entry(k).or_default();
+        e[0] += 1;
+        e[1] += i(&r, "quantity");
+        e[2] += i(&r, "line_total_minor");
+    }
+    let mut from_sales: BTreeMap<Key, [i64; 3]> = BTreeMap::new();
+    for (_, r) in read_table(store, prefix, Table::SalesMinute).await {
+        let k = (i(&r, "window_start"), s(&r, "country"), s(&r, "category"), s(&r, "currency"));
+        let e = from_sales.entry(k).or_default();
+        e[0] += i(&r, "order_lines");
+        e[1] += i(&r, "units");
+        e[2] += i(&r, "revenue_minor");
+    }
+    assert_eq!(from_sales, from_items, "sales_minute must equal order_items");
+
+    let types = ["page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started", "order_placed"];
+    let mut from_events: BTreeMap<(i64, String, String), [i64; 6]> = BTreeMap::new();
+    for (_, r) in read_table(store, prefix, Table::Events).await {
+        let k = (model::floor_to_minute(i(&r, "event_time")), s(&r, "country"), s(&r, "device"));
+        let t = types.iter().position(|t| *t == s(&r, "event_type")).expect("known type");
+        from_events.entry(k).or_default()[t] += 1;
+    }
+    let mut from_funnel: BTreeMap<(i64, String, String), [i64; 6]> = BTreeMap::new();
+    let cols = ["page_views", "product_views", "add_to_carts", "remove_from_carts", "checkouts", "orders"];
+    for (_, r) in read_table(store, prefix, Table::FunnelMinute).await {
+        let k = (i(&r, "window_start"), s(&r, "country"), s(&r, "device"));
+        let e = from_funnel.entry(k).or_default();
+        for (j, c) in cols.iter().enumerate() {
+            e[j] += i(&r, c);
+        }
+    }
+    assert_eq!(from_funnel, from_events, "funnel_minute must equal the counts of events");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening on 127.0.0.1:{port}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within 30 s");
+}
+
+/// A process killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const INSTALL_HINT: &str = "install the test tools: python3 -m pip install -r tests/requirements.txt";
+
+/// moto_server (PyPI `moto[server]`) on a free port of 127.0.0.1.
+pub fn start_moto() -> Server {
+    let port = free_port();
+    let mut child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): {INSTALL_HINT}"));
+    wait_for_port(port, &mut child, "moto_server");
+    Server { child, port }
+}
+
+/// tests/support/fault_proxy.py in front of a server.
+pub fn start_fault_proxy(upstream: &Server) -> Server {
+    let port = free_port();
+    let script = repo_root().join("tests/support/fault_proxy.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args([port.to_string(), upstream.port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the fault proxy with python3 ({e})"));
+    wait_for_port(port, &mut child, "the fault proxy");
+    Server { child, port }
+}
+
+/// Makes the proxy answer the next `n` requests with `status`. Returns the proxy's counters.
+pub fn inject_faults(proxy: &Server, n: usize, status: u16) -> Value {
+    let mut conn = TcpStream::connect(("127.0.0.1", proxy.port)).expect("proxy");
+    write!(conn, "POST /__fault__?fail={n}&status={status} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    serde_json::from_str(body).expect("proxy counters")
+}
+
+/// An S3 client for an emulator endpoint, with dummy credentials and short retry backoff.
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .force_path_style(true)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_initial_backoff(Duration::from_millis(20)))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
+    client.create_bucket().bucket(bucket).send().await.expect("create bucket");
+}
+
+/// Runs tests/support/check_datasets.py (pyarrow + DuckDB) and returns its JSON report.
+pub fn python_report(args: &[&str]) -> Value {
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/support/check_datasets.py"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {INSTALL_HINT}"));
+    assert!(
+        out.status.success(),
+        "check_datasets.py failed ({INSTALL_HINT} if a module is missing):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+/// The Parquet physical and logical types that the contract requires for an Arrow column
+/// type of [`Table::schema`], as pyarrow names them.
+pub fn expected_parquet_type(dt: &arrow_schema::DataType) -> (&'static str, &'static str) {
+    match dt {
+        arrow_schema::DataType::Utf8 => ("BYTE_ARRAY", "String"),
+        arrow_schema::DataType::Int32 => ("INT32", "None"),
+        arrow_schema::DataType::Int64 => ("INT64", "None"),
+        arrow_schema::DataType::Timestamp(..) => ("INT64", "Timestamp(isAdjustedToUTC=true, timeUnit=milliseconds"),
+        arrow_schema::DataType::Binary => ("BYTE_ARRAY", "None"),
+        other => panic!("no contract type for {other}"),
+    }
+}
+
+/// Asserts that the Python report's physical types of every table equal the contract's, derived
+/// from [`Table::schema`]; compression is ZSTD and every chunk has statistics.
+pub fn assert_contract_types(report: &Value, expect_rows_in: &[Table]) {
+    for table in Table::ALL {
+        let t = &report["tables"][table.as_str()];
+        if !expect_rows_in.contains(&table) {
+            continue;
+        }
+        assert!(t["rows"].as_u64().unwrap() > 0, "{table} has no rows: {t}");
+        assert_eq!(t["codecs"], serde_json::json!(["ZSTD"]), "{table}");
+        assert_eq!(t["statistics"], Value::Bool(true), "{table}: every column chunk has statistics");
+        assert_eq!(t["rows_outside_their_partition"], 0, "{table}");
+        let cols = t["columns"].as_object().unwrap();
+        let schema = table.schema();
+        assert_eq!(
+            cols.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+            schema.fields().iter().map(|f| f.name().clone()).collect(),
+            "{table}: columns (no partition column inside the files)"
+        );
+        for f in schema.fields() {
+            let (physical, logical) = expected_parquet_type(f.data_type());
+            let got = &cols[f.name()];
+            assert_eq!(got["physical"], physical, "{table}.{}", f.name());
+            assert!(got["logical"].as_str().unwrap().starts_with(logical), "{table}.{}: {}", f.name(), got["logical"]);
+        }
+    }
+}
