@@ -4,8 +4,9 @@
     fault_proxy.py LISTEN_PORT UPSTREAM_PORT
 
 Forwards every request to 127.0.0.1:UPSTREAM_PORT unchanged, except that
-`POST /__fault__?fail=N&status=503` makes it answer the next N requests itself with that
-status (an S3 `SlowDown` error body), as a throttled or failing S3 would. `GET /__fault__`
+`POST /__fault__?after=K&fail=N&status=503` makes it forward K more requests and then answer
+the N after them itself with that status (an S3 `SlowDown` error body), as a throttled or
+failing S3 would. `GET /__fault__`
 returns how many requests are still to fail and how many were failed in all.
 """
 import http.client
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
-STATE = {"fail": 0, "status": 503, "failed": 0}
+STATE = {"after": 0, "fail": 0, "status": 503, "failed": 0}
 UPSTREAM = ("127.0.0.1", 0)
 
 ERROR_BODY = (
@@ -57,6 +58,9 @@ class Proxy(BaseHTTPRequestHandler):
         with LOCK:
             if STATE["fail"] <= 0:
                 return None
+            if STATE["after"] > 0:
+                STATE["after"] -= 1
+                return None
             STATE["fail"] -= 1
             STATE["failed"] += 1
             return STATE["status"]
@@ -68,6 +72,7 @@ class Proxy(BaseHTTPRequestHandler):
             with LOCK:
                 if self.command == "POST":
                     q = parse_qs(url.query)
+                    STATE["after"] = int(q.get("after", ["0"])[0])
                     STATE["fail"] = int(q.get("fail", ["0"])[0])
                     STATE["status"] = int(q.get("status", ["503"])[0])
                 answer = f'{{"fail": {STATE["fail"]}, "failed": {STATE["failed"]}}}'.encode()

@@ -197,10 +197,11 @@ pub fn start_fault_proxy(upstream: &Server) -> Server {
     Server { child, port }
 }
 
-/// Makes the proxy answer the next `n` requests with `status`. Returns the proxy's counters.
-pub fn inject_faults(proxy: &Server, n: usize, status: u16) -> Value {
+/// Makes the proxy forward `after` more requests, then answer the `n` after them with
+/// `status`. Returns the proxy's counters.
+pub fn inject_faults(proxy: &Server, after: usize, n: usize, status: u16) -> Value {
     let mut conn = TcpStream::connect(("127.0.0.1", proxy.port)).expect("proxy");
-    write!(conn, "POST /__fault__?fail={n}&status={status} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(conn, "POST /__fault__?after={after}&fail={n}&status={status} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");

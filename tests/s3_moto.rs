@@ -1,0 +1,196 @@
+//! The S3 store and the handler against moto_server's S3 API on 127.0.0.1: round trips, both
+//! readers, redelivery, 503 bursts longer than the SDK's retries (through a fault proxy), and a
+//! process killed between any two writes.
+
+mod support;
+
+use std::process::Command;
+
+use base64::Engine;
+use bytes::Bytes;
+use orderstream::input;
+use processor::kinesis::InputRecord;
+use processor::Processor;
+use sink::store::{ObjectStore, S3Store};
+use sink::Table;
+use support::{read_table, s};
+
+async fn store_on(endpoint: &str, bucket: &str, create: bool) -> S3Store {
+    let client = support::s3_client(endpoint);
+    if create {
+        support::create_bucket(&client, bucket).await;
+    }
+    S3Store::new(client, bucket)
+}
+
+/// The samples, checked with the `parquet` crate: every sample exactly once.
+async fn assert_sample_datasets(store: &dyn ObjectStore, prefix: &str) {
+    let mut events: Vec<_> = read_table(store, prefix, Table::Events).await.into_iter().map(|(_, r)| s(&r, "event_id")).collect();
+    events.sort();
+    let want: Vec<_> = (1..=16).map(|n| format!("evt-{n:04}")).collect();
+    assert_eq!(events, want, "events under {prefix}");
+    let mut q: Vec<_> = read_table(store, prefix, Table::Quarantine).await.into_iter().map(|(_, r)| s(&r, "sequence_number").parse::<u32>().unwrap()).collect();
+    q.sort();
+    assert_eq!(q, (1..=40).collect::<Vec<_>>(), "quarantine under {prefix}");
+    assert_eq!(read_table(store, prefix, Table::OrderItems).await.len(), 5);
+    support::aggregates_match_details(store, prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
+    let moto = support::start_moto();
+    let store = store_on(&moto.endpoint(), "roundtrip", true).await;
+    let key = "p/events/dt=2026-11-23/hr=12/part-ä b+c.parquet";
+    assert_eq!(store.get(key).await.unwrap(), None);
+    assert!(!store.exists(key).await.unwrap());
+    store.put(key, Bytes::from_static(b"one")).await.unwrap();
+    store.put(key, Bytes::from_static(b"two")).await.unwrap();
+    assert_eq!(store.get(key).await.unwrap().unwrap(), "two");
+    assert!(store.exists(key).await.unwrap());
+    // Conditional create: If-None-Match: * is refused on an existing key.
+    assert!(store.put_if_absent("p/c/1.json", Bytes::from_static(b"first")).await.unwrap());
+    assert!(!store.put_if_absent("p/c/1.json", Bytes::from_static(b"second")).await.unwrap());
+    assert_eq!(store.get("p/c/1.json").await.unwrap().unwrap(), "first");
+    // Copy with a key that needs URL encoding; a missing source is reported, not an error.
+    assert!(store.copy(key, "p/copy/x=1/ä b+c.parquet").await.unwrap());
+    assert_eq!(store.get("p/copy/x=1/ä b+c.parquet").await.unwrap().unwrap(), "two");
+    assert!(!store.copy("p/missing", "p/never").await.unwrap());
+    assert_eq!(store.list("p/c").await.unwrap(), vec!["p/c/1.json", "p/copy/x=1/ä b+c.parquet"]);
+    store.delete(key).await.unwrap();
+    store.delete(key).await.unwrap();
+    assert!(!store.exists(key).await.unwrap());
+    // Large objects (8 MiB) go through whole.
+    let big = Bytes::from(vec![7u8; 8 << 20]);
+    store.put("p/big", big.clone()).await.unwrap();
+    assert_eq!(store.get("p/big").await.unwrap().unwrap(), big);
+    // A missing bucket is an error that names it.
+    let missing = store_on(&moto.endpoint(), "no-such-bucket", false).await;
+    let err = missing.put("k", Bytes::new()).await.unwrap_err().to_string();
+    assert!(err.contains("s3://no-such-bucket") && err.contains("NoSuchBucket"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothing() {
+    let moto = support::start_moto();
+    let store = store_on(&moto.endpoint(), "analytics", true).await;
+    let p = Processor::new(store, "prod/");
+    let records = input::sample_records("orders", "shardId-000000000000").unwrap();
+    // Two batches, then the first redelivered whole, then a retry starting mid-batch.
+    for (a, b) in [(0, 30), (30, 56), (0, 30), (12, 44)] {
+        let report = p.process(records[a..b].to_vec()).await;
+        assert_eq!(report.error, None);
+    }
+    // A cold processor (a new Lambda container) agrees.
+    let cold = Processor::new(store_on(&moto.endpoint(), "analytics", false).await, "prod/");
+    assert_eq!(cold.process(records.clone()).await.already_committed, 56);
+    assert_sample_datasets(p.store(), "prod/").await;
+
+    let report = support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "analytics", "--prefix", "prod/"]);
+    support::assert_contract_types(&report, &Table::ALL);
+    assert_eq!(report["checks"]["sales_mismatches"], 0);
+    assert_eq!(report["checks"]["funnel_mismatches"], 0);
+    assert_eq!(report["events"].as_array().unwrap().len(), 16);
+    assert_eq!(report["quarantine"].as_array().unwrap().len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() {
+    let moto = support::start_moto();
+    let proxy = support::start_fault_proxy(&moto);
+    support::create_bucket(&support::s3_client(&moto.endpoint()), "flaky").await;
+    let records = input::sample_records("orders", "shardId-000000000003").unwrap();
+    // A burst of 8 failures (the SDK tries each request 3 times) starting at request k of a
+    // commit, for every k of a commit; each time the event source mapping retries from the
+    // lowest failed record until the batch succeeds.
+    let mut failed_invocations = 0;
+    for (k, prefix) in (0..34).map(|k| (k, format!("burst-{k}/"))) {
+        let p = Processor::new(store_on(&proxy.endpoint(), "flaky", false).await, prefix.clone());
+        support::inject_faults(&proxy, k, 8, 503);
+        let mut pos = 0;
+        for attempt in 0.. {
+            assert!(attempt < 10, "no progress after 10 invocations");
+            let report = p.process(records[pos..].to_vec()).await;
+            if report.failed.is_empty() {
+                break;
+            }
+            failed_invocations += 1;
+            let msg = report.error.unwrap();
+            assert!(msg.contains("503") || msg.contains("SlowDown") || msg.contains("service error"), "{msg}");
+            pos = records.iter().position(|r| r.meta.sequence_number == report.failed[0]).unwrap();
+        }
+        support::inject_faults(&proxy, 0, 0, 503);
+        assert_sample_datasets(&store_on(&moto.endpoint(), "flaky", false).await, &prefix).await;
+    }
+    // Concurrent requests share a burst, so the SDK's own retries absorb some of them; most
+    // must still reach the handler as failed invocations.
+    assert!(failed_invocations >= 17, "too few bursts outlasted the SDK's retries ({failed_invocations})");
+}
+
+/// The samples as the Lambda event JSON of one shard.
+fn lambda_event(records: &[InputRecord]) -> String {
+    let recs: Vec<_> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "eventID": format!("{}:{}", r.meta.shard_id, r.meta.sequence_number),
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders",
+                "eventSource": "aws:kinesis",
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.meta.partition_key,
+                    "sequenceNumber": r.meta.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": r.meta.arrival_ms as f64 / 1000.0,
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": recs }).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() {
+    let moto = support::start_moto();
+    support::create_bucket(&support::s3_client(&moto.endpoint()), "crashes").await;
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, lambda_event(&input::sample_records("ignored", "shardId-000000000002").unwrap())).unwrap();
+    let run = |prefix: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_orderstream"))
+            .args(["process", "--event", event.to_str().unwrap()])
+            .args(extra)
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("ANALYTICS_BUCKET", "crashes")
+            .env("ANALYTICS_PREFIX", prefix)
+            .output()
+            .unwrap()
+    };
+    let store = store_on(&moto.endpoint(), "crashes", false).await;
+    let mut crashes = 0;
+    for n in 0.. {
+        assert!(n < 200, "the commit never finished");
+        let prefix = format!("crash-{n}/");
+        let out = run(&prefix, &["--crash-after-writes", &n.to_string()]);
+        if out.status.success() {
+            assert_sample_datasets(&store, &prefix).await;
+            break;
+        }
+        crashes += 1;
+        assert!(String::from_utf8_lossy(&out.stderr).contains("fault injection"), "{}", String::from_utf8_lossy(&out.stderr));
+        // Lambda retries: first a bisected half of the batch, then the whole batch.
+        for extra in [&["--take", "28"][..], &[]] {
+            let out = run(&prefix, extra);
+            assert!(out.status.success(), "retry after crash {n}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert_sample_datasets(&store, &prefix).await;
+    }
+    assert!(crashes >= 20, "a commit of the samples has more than 20 writes, each a crash point ({crashes})");
+    // The independent reader on one of the crashed-and-retried prefixes.
+    let report = support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);
+    support::assert_contract_types(&report, &Table::ALL);
+    assert_eq!(report["events"].as_array().unwrap().len(), 16);
+}
