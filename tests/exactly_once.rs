@@ -18,7 +18,7 @@ use sink::store::{MemoryStore, ObjectStore, StoreError};
 use sink::{RecordMeta, Table};
 use support::{i, read_table, s};
 
-const T0: i64 = 1_763_899_200_000; // 2026-11-23T12:00:00Z
+const T0: i64 = 1_795_435_200_000; // 2026-11-23T12:00:00Z
 
 /// A memory store that fails `burst` requests in a row once `after` requests have gone through.
 #[derive(Default)]
