@@ -1,0 +1,70 @@
+//! Storefront records of about 350 bytes and Lambda Kinesis events of them, shared by the
+//! Lambda runtime test and the handler benchmark.
+#![allow(dead_code)] // each user takes what it needs
+
+use base64::Engine;
+
+/// A storefront record of about 350 bytes.
+pub fn record_data(n: usize) -> String {
+    let (m, s) = (n / 100 % 60, n % 60);
+    match n % 4 {
+        0 => format!(
+            r#"{{"event_id":"e-{n}","event_type":"page_view","event_time":"2026-11-23T12:{m:02}:{s:02}.{:03}Z","session_id":"session-{}","customer_id":"customer-{}","country":"US","device":"mobile","page":"/category/shoes?sort=price&page={}&utm_source=newsletter&utm_campaign=black-friday-2026","referrer":"https://www.example.com/"}}"#,
+            n % 1000,
+            n / 7,
+            n / 11,
+            n % 40
+        ),
+        1 => format!(
+            r#"{{"event_id":"e-{n}","event_type":"add_to_cart","event_time":"2026-11-23T12:{m:02}:{s:02}Z","session_id":"session-{}","customer_id":null,"country":"DE","device":"desktop","product_id":"product-{}","category":"category-{}","unit_price_minor":{},"currency":"EUR","quantity":{},"experiment":{{"id":"checkout-v2","arm":"B"}}}}"#,
+            n / 7,
+            n % 997,
+            n % 13,
+            100 + n % 9000,
+            1 + n % 3
+        ),
+        2 => format!(
+            r#"{{"event_id":"e-{n}","event_type":"order_placed","event_time":"2026-11-23T12:{m:02}:{s:02}Z","session_id":"session-{}","customer_id":"customer-{}","country":"JP","device":"app","order_id":"order-{n}","currency":"JPY","items":[{{"product_id":"product-{}","category":"category-{}","quantity":2,"unit_price_minor":1500}},{{"product_id":"product-{}","category":"category-{}","quantity":1,"unit_price_minor":990}}],"total_minor":3990}}"#,
+            n / 7,
+            n / 11,
+            n % 997,
+            n % 13,
+            (n + 1) % 997,
+            (n + 1) % 13
+        ),
+        _ => format!(
+            r#"{{"event_id":"e-{n}","event_type":"checkout_started","event_time":"2026-11-23T12:{m:02}:{s:02}Z","session_id":"session-{}","customer_id":"customer-{}","country":"FR","device":"tablet","cart_value_minor":{},"currency":"EUR","coupon":"WINTER-2026","shipping_method":"express","gift_wrap":false}}"#,
+            n / 7,
+            n / 11,
+            1000 + n % 50000
+        ),
+    }
+}
+
+/// A Kinesis event of `count` records (a multiple of 50); every 50th record is invalid JSON.
+pub fn kinesis_event(count: usize) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let records: Vec<_> = (0..count)
+        .map(|n| {
+            let data = if n % 50 == 49 { format!("{{\"broken\": {n}") } else { record_data(n) };
+            let seq = format!("4954511524349098501828006771497314458218006259324{n:07}");
+            serde_json::json!({
+                "eventID": format!("shardId-000000000004:{seq}"),
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/storefront",
+                "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventName": "aws:kinesis:record",
+                "awsRegion": "us-east-1", "invokeIdentityArn": "arn:aws:iam::123456789012:role/processor",
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0", "partitionKey": format!("session-{}", n / 7), "sequenceNumber": seq,
+                    "data": b64.encode(data), "approximateArrivalTimestamp": 1795439100.5 + n as f64 / 1000.0
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+/// The same records as the processor's input, without the Lambda envelope.
+pub fn input_records(count: usize) -> Vec<processor::kinesis::InputRecord> {
+    let event: processor::kinesis::KinesisEvent = serde_json::from_str(&kinesis_event(count)).expect("a Kinesis event");
+    event.records.into_iter().map(|r| r.into_input()).collect()
+}
