@@ -168,9 +168,13 @@ fn render(specs: &[Spec]) -> Vec<InputRecord> {
         .collect()
 }
 
+/// (event_id, sequence_number) of events; (sequence_number, reason_code) of quarantined records;
+/// the number of order lines.
+type Expected = (Vec<(String, String)>, Vec<(String, String)>, usize);
+
 /// What the datasets must hold: a plain re-statement of the rules, independent of the
 /// processor's hashing, batching and state.
-fn expected(records: &[InputRecord]) -> (Vec<(String, String)>, Vec<(String, String)>, usize) {
+fn expected(records: &[InputRecord]) -> Expected {
     let mut kept: HashMap<String, i64> = HashMap::new();
     let (mut events, mut quarantine, mut lines) = (Vec::new(), Vec::new(), 0);
     for r in records {
