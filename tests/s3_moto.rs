@@ -38,7 +38,7 @@ async fn assert_sample_datasets(store: &dyn ObjectStore, prefix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
-    let moto = support::start_moto();
+    let moto = support::servers::start_moto();
     let store = store_on(&moto.endpoint(), "roundtrip", true).await;
     let key = "p/events/dt=2026-11-23/hr=12/part-ä b+c.parquet";
     assert_eq!(store.get(key).await.unwrap(), None);
@@ -71,7 +71,7 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothing() {
-    let moto = support::start_moto();
+    let moto = support::servers::start_moto();
     let store = store_on(&moto.endpoint(), "analytics", true).await;
     let p = Processor::new(store, "prod/");
     let records = input::sample_records("orders", "shardId-000000000000").unwrap();
@@ -95,7 +95,7 @@ async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() {
-    let moto = support::start_moto();
+    let moto = support::servers::start_moto();
     let proxy = support::start_fault_proxy(&moto);
     support::create_bucket(&support::s3_client(&moto.endpoint()), "flaky").await;
     let records = input::sample_records("orders", "shardId-000000000003").unwrap();
@@ -150,7 +150,7 @@ fn lambda_event(records: &[InputRecord]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() {
-    let moto = support::start_moto();
+    let moto = support::servers::start_moto();
     support::create_bucket(&support::s3_client(&moto.endpoint()), "crashes").await;
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");

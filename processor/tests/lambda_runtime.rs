@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 #[path = "support/records.rs"]
 mod records;
+#[path = "../../tests/support/servers.rs"]
+mod servers;
 
 use records::kinesis_event;
 
@@ -113,31 +115,6 @@ fn wait_results(rt: &Runtime, n: usize, child: &mut Child) -> Vec<(String, Strin
     results.clone()
 }
 
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server: install the test tools with python3 -m pip install -r tests/requirements.txt");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto(child, port)
-}
-
 fn processor_command(runtime_port: u16, moto_port: u16) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_processor"));
     cmd.env_clear()
@@ -167,11 +144,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
-    let moto = start_moto();
+    let moto = servers::start_moto();
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
-            .endpoint_url(format!("http://127.0.0.1:{}", moto.1))
+            .endpoint_url(moto.endpoint())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
             .force_path_style(true)
@@ -189,7 +166,7 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     assert!(big.len() <= 6_000_000 && big.len() > 5_500_000, "{}", big.len());
     let size = big.len();
     let (rt, port) = start_runtime(vec![("req-1".into(), big.clone()), ("req-2".into(), big)]);
-    let mut child = processor_command(port, moto.1).spawn().unwrap();
+    let mut child = processor_command(port, moto.port).spawn().unwrap();
     let results = wait_results(&rt, 2, &mut child);
     let peak = peak_rss_kib(child.id());
     child.kill().unwrap();

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
@@ -16,6 +16,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use sink::store::ObjectStore;
 use sink::Table;
+
+pub mod servers;
+
+use servers::{Server, INSTALL_HINT};
 
 pub type Row = BTreeMap<String, Value>;
 
@@ -131,70 +135,9 @@ pub async fn aggregates_match_details(store: &dyn ObjectStore, prefix: &str) {
     assert_eq!(from_funnel, from_events, "funnel_minute must equal the counts of events");
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited with {status} before listening on 127.0.0.1:{port}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not listen on 127.0.0.1:{port} within 30 s");
-}
-
-/// A process killed when dropped.
-pub struct Server {
-    child: Child,
-    pub port: u16,
-}
-
-impl Server {
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const INSTALL_HINT: &str = "install the test tools: python3 -m pip install -r tests/requirements.txt";
-
-/// moto_server (PyPI `moto[server]`) on a free port of 127.0.0.1.
-pub fn start_moto() -> Server {
-    let port = free_port();
-    let mut child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): {INSTALL_HINT}"));
-    wait_for_port(port, &mut child, "moto_server");
-    Server { child, port }
-}
-
 /// tests/support/fault_proxy.py in front of a server.
 pub fn start_fault_proxy(upstream: &Server) -> Server {
-    let port = free_port();
-    let script = repo_root().join("tests/support/fault_proxy.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args([port.to_string(), upstream.port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the fault proxy with python3 ({e})"));
-    wait_for_port(port, &mut child, "the fault proxy");
-    Server { child, port }
+    servers::start_fault_proxy(&repo_root().join("tests/support/fault_proxy.py"), upstream)
 }
 
 /// Makes the proxy forward `after` more requests, then answer the `n` after them with
