@@ -1,0 +1,20 @@
+//! The storefront load generator (contract section 4).
+//!
+//! - [`Storefront`]: deterministic simulated traffic (sessions, funnel, long-tail products,
+//!   currencies by country, discounts, shipping and tax that add up, a daily curve, flash sales,
+//!   fault injection);
+//! - [`Truth`]: the exact counts and sums the valid records must produce in each table;
+//! - [`kinesis`]: PutRecords batching, retries, throttling, partition-key strategies.
+//!
+//! The binary `producer` wires them to the command line; the main job calls the library.
+
+mod catalog;
+mod json;
+pub mod kinesis;
+mod rng;
+mod storefront;
+mod truth;
+
+pub use json::{push_timestamp, write_event, Anonymous, Overrides};
+pub use storefront::{Config, Faults, Generated, Kind, Storefront};
+pub use truth::Truth;
