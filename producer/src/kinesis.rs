@@ -1,9 +1,13 @@
 //! Sending records to a Kinesis stream with PutRecords: batches of up to 500 records / 5 MiB,
 //! several requests in flight, failed records retried with exponential backoff and full jitter,
-//! throttling slowing the send rate (AIMD), and nothing dropped silently: a record that still
-//! fails after the last attempt is handed back to the caller.
+//! throttling slowing the send rate, and nothing dropped silently: a record that still fails
+//! after the last attempt is handed back to the caller.
+//!
+//! Order per partition key: a key is busy while one of its records is in flight or waiting for
+//! a retry, and a request carries at most one record of a key, so a session's records reach
+//! their shard in the order they were produced, retries included.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -205,7 +209,7 @@ impl Router {
             Strategy::RoundRobin if shards.is_empty() => return Err("the stream has no open shard".into()),
             _ => Vec::new(),
         };
-        Ok(Router { strategy, shards, cdf, next: 0, rng: Rand::new(seed ^ 0x5eed_0f_5a4d) })
+        Ok(Router { strategy, shards, cdf, next: 0, rng: Rand::new(seed ^ 0x005e_ed0f_5a4d) })
     }
 
     /// The partition key and explicit hash key of a record of this session.
@@ -275,18 +279,25 @@ impl SendStats {
     }
 }
 
-/// Additive-increase, multiplicative-decrease send rate: unlimited until the first throttle,
-/// then halved on each throttled response and raised by 5% on each clean one.
+/// The send rate never drops below this (records/s).
+const MIN_RATE: f64 = 50.0;
+/// Throttled responses within this interval are one congestion event (like TCP's round trip).
+const DECREASE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Multiplicative-decrease, multiplicative-increase send rate: unlimited until the first
+/// throttle; then 70% of the rate observed over the last second on each congestion event, and
+/// 5% more on each response without a throttled record.
 struct AdaptiveRate {
     limit: Option<f64>,
     tokens: f64,
     refilled: Instant,
     recent: VecDeque<(Instant, usize)>,
+    last_decrease: Option<Instant>,
 }
 
 impl AdaptiveRate {
     fn new() -> Self {
-        AdaptiveRate { limit: None, tokens: 0.0, refilled: Instant::now(), recent: VecDeque::new() }
+        AdaptiveRate { limit: None, tokens: 0.0, refilled: Instant::now(), recent: VecDeque::new(), last_decrease: None }
     }
 
     fn observed_rate(&mut self) -> f64 {
@@ -298,8 +309,14 @@ impl AdaptiveRate {
     }
 
     fn on_throttle(&mut self) {
-        let current = self.limit.unwrap_or_else(|| self.observed_rate());
-        self.limit = Some((current * 0.5).max(10.0));
+        let now = Instant::now();
+        if self.last_decrease.is_some_and(|t| now.duration_since(t) < DECREASE_INTERVAL) {
+            return;
+        }
+        self.last_decrease = Some(now);
+        let observed = self.observed_rate();
+        let current = self.limit.map_or(observed, |l| l.min(observed.max(MIN_RATE)));
+        self.limit = Some((current * 0.7).max(MIN_RATE));
         self.tokens = 0.0;
     }
 
@@ -330,6 +347,8 @@ struct Pending {
     entry: Entry,
     attempts: u32,
     ready: Instant,
+    /// Arrival order, to put retries back in front in the order they were produced.
+    seq: u64,
 }
 
 type Response = (Vec<Pending>, Result<Vec<Outcome>, ApiError>, Duration);
@@ -350,18 +369,26 @@ pub async fn send_all<A: KinesisApi + ?Sized>(
     let mut waiting: Vec<Pending> = Vec::new();
     let mut given_up = Vec::new();
     let mut inflight = FuturesUnordered::new();
+    let mut busy: HashSet<String> = HashSet::new();
     let mut input_open = true;
     let max_queue = 2 * MAX_BATCH_RECORDS * cfg.concurrency.max(1);
+    let mut next_seq: u64 = 0;
     loop {
         // Retries whose backoff is over go first.
         let now = Instant::now();
-        let (ready, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|p| p.ready <= now);
+        let (mut ready, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|p| p.ready <= now);
         waiting = later;
-        for p in ready.into_iter().rev() {
+        // Oldest first, ahead of newer records of the same keys.
+        ready.sort_by_key(|p| std::cmp::Reverse(p.seq));
+        for p in ready {
+            busy.remove(&p.entry.partition_key);
             queue.push_front(p);
         }
         while inflight.len() < cfg.concurrency.max(1) && !queue.is_empty() {
-            let batch = take_batch(&mut queue);
+            let batch = take_batch(&mut queue, &mut busy);
+            if batch.is_empty() {
+                break;
+            }
             rate.acquire(batch.len()).await;
             let entries: Vec<Entry> = batch.iter().map(|p| p.entry.clone()).collect();
             inflight.push(async move {
@@ -378,7 +405,7 @@ pub async fn send_all<A: KinesisApi + ?Sized>(
             biased;
             Some(response) = inflight.next(), if !inflight.is_empty() => {
                 let mut st = stats.lock().unwrap_or_else(|e| e.into_inner());
-                let retry = handle(response, cfg, &mut st, &mut rate, &mut given_up)?;
+                let retry = handle(response, cfg, &mut st, &mut rate, &mut given_up, &mut busy)?;
                 st.rate_limit = rate.limit;
                 drop(st);
                 for mut p in retry {
@@ -389,10 +416,14 @@ pub async fn send_all<A: KinesisApi + ?Sized>(
             }
             entry = rx.recv(), if input_open && queue.len() < max_queue => match entry {
                 Some(entry) => {
-                    queue.push_back(Pending { entry, attempts: 0, ready: Instant::now() });
+                    queue.push_back(Pending { entry, attempts: 0, ready: Instant::now(), seq: next_seq });
+                    next_seq += 1;
                     while queue.len() < max_queue {
                         match rx.try_recv() {
-                            Ok(entry) => queue.push_back(Pending { entry, attempts: 0, ready: Instant::now() }),
+                            Ok(entry) => {
+                                queue.push_back(Pending { entry, attempts: 0, ready: Instant::now(), seq: next_seq });
+                                next_seq += 1;
+                            }
                             Err(_) => break,
                         }
                     }
@@ -404,17 +435,23 @@ pub async fn send_all<A: KinesisApi + ?Sized>(
     }
 }
 
-/// Up to 500 records and 5 MiB from the front of the queue.
-fn take_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
+/// Up to 500 records and 5 MiB, oldest first, at most one per partition key and none of a busy
+/// key; the records taken make their keys busy. The others keep their places.
+fn take_batch(queue: &mut VecDeque<Pending>, busy: &mut HashSet<String>) -> Vec<Pending> {
     let mut batch = Vec::new();
+    let mut rest = VecDeque::with_capacity(queue.len());
     let mut bytes = 0;
-    while let Some(p) = queue.front() {
-        if batch.len() == MAX_BATCH_RECORDS || (!batch.is_empty() && bytes + p.entry.size() > MAX_BATCH_BYTES) {
-            break;
+    for p in queue.drain(..) {
+        let full = batch.len() == MAX_BATCH_RECORDS || (!batch.is_empty() && bytes + p.entry.size() > MAX_BATCH_BYTES);
+        if full || busy.contains(&p.entry.partition_key) {
+            rest.push_back(p);
+            continue;
         }
+        busy.insert(p.entry.partition_key.clone());
         bytes += p.entry.size();
-        batch.extend(queue.pop_front());
+        batch.push(p);
     }
+    *queue = rest;
     batch
 }
 
@@ -425,6 +462,7 @@ fn handle(
     st: &mut SendStats,
     rate: &mut AdaptiveRate,
     given_up: &mut Vec<Entry>,
+    busy: &mut HashSet<String>,
 ) -> Result<Vec<Pending>, ApiError> {
     st.requests += 1;
     st.latencies_us.push(latency.as_micros() as u64);
@@ -435,6 +473,7 @@ fn handle(
             for (p, outcome) in batch.into_iter().zip(outcomes) {
                 match outcome {
                     Outcome::Stored { shard_id } => {
+                        busy.remove(&p.entry.partition_key);
                         st.sent += 1;
                         *st.per_shard.entry(shard_id).or_default() += 1;
                     }
@@ -472,6 +511,7 @@ fn handle(
         p.attempts += 1;
         if p.attempts >= cfg.max_attempts {
             st.failed += 1;
+            busy.remove(&p.entry.partition_key);
             given_up.push(p.entry);
         } else {
             st.retried += 1;

@@ -1,0 +1,142 @@
+//! The `producer` binary as users run it: NDJSON that repeats byte for byte, a Kinesis stream on
+//! moto_server, and one-line errors for mistakes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use support::{kinesis_client, read_stream, servers};
+
+fn producer(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_producer"));
+    cmd.args(args).env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION").env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn moto_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+    ]
+}
+
+fn with_env<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[test]
+fn stdout_repeats_byte_for_byte_for_a_seed_and_flags() {
+    let args = ["--stdout", "--events", "2500", "--seed", "11", "--invalid-rate", "0.05", "--duplicate-rate", "0.02", "--late-rate", "0.03"];
+    let a = producer(&args, &[]);
+    let b = producer(&args, &[]);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(a.stdout.iter().filter(|&&c| c == b'\n').count(), 2500);
+    let other = producer(&["--stdout", "--events", "2500", "--seed", "12"], &[]);
+    assert_ne!(a.stdout, other.stdout);
+    // The default is 1000 events; without faults every line is a valid event.
+    let plain = producer(&["--stdout"], &[]);
+    let text = String::from_utf8(plain.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1000);
+    for line in text.lines() {
+        model::validate(line.as_bytes(), i64::MAX / 2).unwrap_or_else(|r| panic!("{r}: {line}"));
+    }
+}
+
+#[test]
+fn the_truth_manifest_is_written_and_counts_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    let out = producer(&["--stdout", "--events", "3000", "--invalid-rate", "0.1", "--truth", truth.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    let tables = &t["tables"];
+    let total = tables["events"]["rows"].as_u64().unwrap() + tables["quarantine"]["rows"].as_u64().unwrap() + t["duplicates"].as_u64().unwrap();
+    assert_eq!(total, 3000);
+    assert_eq!(tables["quarantine"]["by_reason_code"].as_object().unwrap().len(), 6);
+}
+
+#[test]
+fn mistakes_get_one_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--events", "5"], "--stream"),
+        (vec!["--stdout", "--stream", "s"], "cannot be used with"),
+        (vec!["--stdout", "--invalid-rate", "2"], "between 0 and 1"),
+        (vec!["--stdout", "--rate=-1"], ">= 0"),
+        (vec!["--stdout", "--start", "yesterday"], "--start"),
+        (vec!["--stdout", "--events", "many"], "--events"),
+        (vec!["--stdout", "--partition-key", "hot"], "--partition-key"),
+        (vec!["--stdout", "--truth", "/nonexistent/dir/t.json"], "truth manifest"),
+        (vec!["--stream", "orders"], "AWS_REGION"),
+    ];
+    let _ = dir;
+    for (args, needle) in cases {
+        let out = producer(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(stderr.lines().next().is_some_and(|l| l.starts_with("error")), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn into_moto_kinesis_every_record_arrives_in_order_per_partition_key() {
+    let moto = servers::start_moto();
+    let env = moto_env(&moto.endpoint());
+    let env = with_env(&env);
+    // A missing stream: one line naming it.
+    let out = producer(&["--stream", "nope", "--events", "10"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("\"nope\" was not found"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = kinesis_client(&moto.endpoint());
+    rt.block_on(client.create_stream().stream_name("orders").shard_count(2).send()).unwrap();
+    let flags = ["--events", "2000", "--seed", "5", "--invalid-rate", "0.02", "--duplicate-rate", "0.02"];
+    let out = producer(&[&["--stream", "orders"][..], &flags].concat(), &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sent 2000 records") && stderr.contains("failed 0"), "{stderr}");
+    assert!(stderr.contains("p99") && stderr.contains("shardId-000000000000"), "{stderr}");
+
+    // The stream holds exactly the records --stdout prints for the same seed and flags, and
+    // each session's records in the order they were produced.
+    let expected = producer(&[&["--stdout"][..], &flags].concat(), &[]).stdout;
+    let expected: Vec<&[u8]> = expected.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let shards = rt.block_on(read_stream(&client, "orders"));
+    assert_eq!(shards.len(), 2);
+    assert!(shards.values().all(|r| !r.is_empty()), "both shards used");
+    let mut got: Vec<&[u8]> = shards.values().flatten().map(|(_, d)| d.as_ref()).collect();
+    let mut want = expected.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let mut order_in_stream: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
+    for (pk, data) in shards.values().flatten() {
+        order_in_stream.entry(pk.as_str()).or_default().push(data.as_ref());
+    }
+    for (pk, records) in &order_in_stream {
+        let positions: Vec<usize> = records.iter().map(|r| expected.iter().position(|e| e == r).unwrap()).collect();
+        let mut sorted = positions.clone();
+        sorted.sort_unstable();
+        assert_eq!(positions, sorted, "records of {pk} out of order");
+    }
+
+    // Round robin with explicit hash keys spreads records evenly over the shards.
+    rt.block_on(client.create_stream().stream_name("spread").shard_count(4).send()).unwrap();
+    let out = producer(&["--stream", "spread", "--events", "400", "--partition-key", "round-robin"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let counts: Vec<usize> = rt.block_on(read_stream(&client, "spread")).values().map(Vec::len).collect();
+    assert_eq!(counts, vec![100; 4]);
+    let out = producer(&["--stream", "spread", "--events", "10", "--partition-key", "weighted", "--weights", "1,2"], &env);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--weights has 2 values but the stream has 4 open shards"));
+}
