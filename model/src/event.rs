@@ -106,3 +106,34 @@ pub struct Event {
     pub currency: Option<String>,
     pub order: Option<Order>,
 }
+
+impl Event {
+    /// An event with the fields of every type; the type-specific ones start empty.
+    pub fn new(
+        event_id: String,
+        event_type: EventType,
+        event_time_ms: i64,
+        session_id: String,
+        customer_id: Option<String>,
+        country: String,
+        device: String,
+    ) -> Self {
+        Event {
+            event_id,
+            event_type,
+            event_time_ms,
+            session_id,
+            customer_id,
+            country,
+            device,
+            page: None,
+            product_id: None,
+            category: None,
+            quantity: None,
+            unit_price_minor: None,
+            cart_value_minor: None,
+            currency: None,
+            order: None,
+        }
+    }
+}

@@ -238,23 +238,15 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     let country = f.upper_code("country", 2, "ISO 3166-1 alpha-2")?;
     let device = f.string("device", 1, 32)?;
 
-    let mut event = Event {
-        event_id: event_id.to_string(),
+    let mut event = Event::new(
+        event_id.to_string(),
         event_type,
-        event_time_ms: event_time.millis,
-        session_id: session_id.to_string(),
-        customer_id: customer_id.map(str::to_string),
-        country: country.to_string(),
-        device: device.to_string(),
-        page: None,
-        product_id: None,
-        category: None,
-        quantity: None,
-        unit_price_minor: None,
-        cart_value_minor: None,
-        currency: None,
-        order: None,
-    };
+        event_time.millis,
+        session_id.to_string(),
+        customer_id.map(str::to_string),
+        country.to_string(),
+        device.to_string(),
+    );
     match event_type {
         EventType::PageView => event.page = Some(f.string("page", 1, 2048)?.to_string()),
         t if t.is_product_event() => {

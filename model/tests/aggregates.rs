@@ -25,23 +25,10 @@ fn event(kind: usize, minute: i64, country: usize, device: usize, items: Vec<(us
         shipping_minor: 0,
         tax_minor: 0,
     });
-    Event {
-        event_id: "e".into(),
-        event_type: t,
-        event_time_ms: 1_795_435_200_000 + minute * 60_000 + 59_999,
-        session_id: "s".into(),
-        customer_id: None,
-        country: ["US", "DE"][country].into(),
-        device: ["app", "web"][device].into(),
-        page: None,
-        product_id: None,
-        category: None,
-        quantity: None,
-        unit_price_minor: None,
-        cart_value_minor: None,
-        currency: Some("EUR".into()),
-        order,
-    }
+    let mut e = Event::new("e".into(), t, 1_795_435_200_000 + minute * 60_000 + 59_999, "s".into(), None, ["US", "DE"][country].into(), ["app", "web"][device].into());
+    e.currency = Some("EUR".into());
+    e.order = order;
+    e
 }
 
 fn any_event() -> impl Strategy<Value = Event> {

@@ -192,23 +192,15 @@ impl Storefront {
         let n = self.next_event;
         self.next_event += 1;
         let session = &self.sessions[s];
-        Event {
-            event_id: format!("e{}-{n:x}", self.id_prefix),
+        Event::new(
+            format!("e{}-{n:x}", self.id_prefix),
             event_type,
-            event_time_ms: self.clock_ms as i64,
-            session_id: session.id.clone(),
-            customer_id: session.customer.clone(),
-            country: COUNTRIES[session.country].code.to_string(),
-            device: DEVICES[session.device].0.to_string(),
-            page: None,
-            product_id: None,
-            category: None,
-            quantity: None,
-            unit_price_minor: None,
-            cart_value_minor: None,
-            currency: None,
-            order: None,
-        }
+            self.clock_ms as i64,
+            session.id.clone(),
+            session.customer.clone(),
+            COUNTRIES[session.country].code.to_string(),
+            DEVICES[session.device].0.to_string(),
+        )
     }
 
     fn product_event(&mut self, s: usize, t: EventType, product: usize, quantity: Option<i32>) -> Event {
