@@ -14,7 +14,8 @@ pub async fn open_store(bucket: Option<&str>, data_dir: &std::path::Path) -> any
     match bucket {
         Some(b) => Ok(Arc::new(S3Store::from_env(b).await.map_err(anyhow::Error::msg)?)),
         None => Ok(Arc::new(
-            LocalStore::new(data_dir).with_context(|| format!("cannot use {} as the data directory", data_dir.display()))?,
+            LocalStore::new(data_dir)
+                .with_context(|| format!("cannot use {} as the data directory", data_dir.display()))?,
         )),
     }
 }

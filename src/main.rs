@@ -101,7 +101,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 (None, Some(path)) => {
                     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
                     let arrival_ms = p.arrival.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-                    let at = Placement { stream: p.stream, shard_id: p.shard, first_sequence: p.first_sequence, arrival_ms };
+                    let at =
+                        Placement { stream: p.stream, shard_id: p.shard, first_sequence: p.first_sequence, arrival_ms };
                     input::ndjson_records(&text, &at)
                 }
                 (None, None) => unreachable!("clap requires --event or --ndjson"),
@@ -131,7 +132,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,aws_config=error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,aws_config=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -180,7 +180,8 @@ fn expected(records: &[InputRecord]) -> Expected {
     for r in records {
         match model::validate(&r.data, r.meta.arrival_ms) {
             Ok(e) => {
-                let dup = kept.get(&e.event_id).is_some_and(|k| (r.meta.arrival_ms - k).abs() <= model::DEDUP_WINDOW_MS);
+                let dup =
+                    kept.get(&e.event_id).is_some_and(|k| (r.meta.arrival_ms - k).abs() <= model::DEDUP_WINDOW_MS);
                 if !dup {
                     kept.insert(e.event_id.clone(), r.meta.arrival_ms);
                     lines += e.order.as_ref().map_or(0, |o| o.items.len());
@@ -206,8 +207,12 @@ struct Delivery {
 fn delivery() -> impl Strategy<Value = Delivery> {
     let fault = prop_oneof![2 => Just(None), 3 => (0usize..45, 1usize..4).prop_map(Some)];
     let back = prop_oneof![3 => Just(0usize), 1 => 1usize..8];
-    (1usize..14, back, fault, prop::bool::weighted(0.25))
-        .prop_map(|(size, replay_back, fault, cold_start)| Delivery { size, replay_back, fault, cold_start })
+    (1usize..14, back, fault, prop::bool::weighted(0.25)).prop_map(|(size, replay_back, fault, cold_start)| Delivery {
+        size,
+        replay_back,
+        fault,
+        cold_start,
+    })
 }
 
 /// Delivers the records as Lambda's event source mapping would (retrying from the lowest failed
@@ -231,7 +236,8 @@ async fn deliver(records: &[InputRecord], script: &[Delivery]) -> Arc<Faulty> {
         store.arm(d.fault);
         let report = processor.process(records[start..end].to_vec()).await;
         store.arm(None);
-        match report.failed.iter().map(|seq| records.iter().position(|r| &r.meta.sequence_number == seq).unwrap()).min() {
+        match report.failed.iter().map(|seq| records.iter().position(|r| &r.meta.sequence_number == seq).unwrap()).min()
+        {
             None => pos = pos.max(end),
             Some(lowest) => {
                 assert!(report.error.is_some());
@@ -291,7 +297,14 @@ proptest! {
 #[test]
 fn a_whole_batch_redelivered_and_a_retry_from_the_middle_change_nothing() {
     let specs: Vec<Spec> = (0..30)
-        .map(|n| Spec { kind: if n % 3 == 0 { Kind::Order(vec![(n % 3, 2, 150)]) } else { Kind::PageView }, id: n, gap_ms: 1000, age_ms: 3_000_000, country: n % 3, device: n % 2 })
+        .map(|n| Spec {
+            kind: if n % 3 == 0 { Kind::Order(vec![(n % 3, 2, 150)]) } else { Kind::PageView },
+            id: n,
+            gap_ms: 1000,
+            age_ms: 3_000_000,
+            country: n % 3,
+            device: n % 2,
+        })
         .collect();
     let records = render(&specs);
     runtime().block_on(async {
@@ -332,7 +345,11 @@ fn a_producer_retry_in_a_later_batch_counts_once_and_a_quarantined_copy_is_not_t
             dups += processor.process(vec![r.clone()]).await.duplicates;
         }
         assert_eq!(dups, 2);
-        let events: Vec<_> = read_table(&*store, "pre/", Table::Events).await.into_iter().map(|(_, r)| s(&r, "sequence_number")).collect();
+        let events: Vec<_> = read_table(&*store, "pre/", Table::Events)
+            .await
+            .into_iter()
+            .map(|(_, r)| s(&r, "sequence_number"))
+            .collect();
         assert_eq!(events.len(), 2);
         assert!(events.contains(&"1001".to_string()) && events.contains(&"1004".to_string()), "{events:?}");
         check_datasets(&store, &records).await;
@@ -342,7 +359,14 @@ fn a_producer_retry_in_a_later_batch_counts_once_and_a_quarantined_copy_is_not_t
 #[test]
 fn a_batch_spanning_hours_writes_each_partition_once_per_commit() {
     let specs: Vec<Spec> = (0..6)
-        .map(|n| Spec { kind: Kind::Order(vec![(0, 1, 10)]), id: n, gap_ms: 0, age_ms: n as i64 * 1_800_000, country: 0, device: 0 })
+        .map(|n| Spec {
+            kind: Kind::Order(vec![(0, 1, 10)]),
+            id: n,
+            gap_ms: 0,
+            age_ms: n as i64 * 1_800_000,
+            country: 0,
+            device: 0,
+        })
         .collect();
     let records = render(&specs);
     runtime().block_on(async {

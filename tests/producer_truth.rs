@@ -101,8 +101,14 @@ async fn the_truth_manifest_equals_the_datasets_the_processor_writes() {
             .collect::<BTreeMap<_, _>>()
     };
     let (sk, sm) = (["country", "category", "currency"], ["order_lines", "units", "revenue_minor"]);
-    assert_eq!(sum_rows(read_table(db, "", Table::SalesMinute).await, &sk, &sm), from_manifest(&tables["sales_minute"]["rows"], &sk, &sm));
-    let (fk, fm) = (["country", "device"], ["page_views", "product_views", "add_to_carts", "remove_from_carts", "checkouts", "orders"]);
+    assert_eq!(
+        sum_rows(read_table(db, "", Table::SalesMinute).await, &sk, &sm),
+        from_manifest(&tables["sales_minute"]["rows"], &sk, &sm)
+    );
+    let (fk, fm) = (
+        ["country", "device"],
+        ["page_views", "product_views", "add_to_carts", "remove_from_carts", "checkouts", "orders"],
+    );
     let funnel = sum_rows(read_table(db, "", Table::FunnelMinute).await, &fk, &fm);
     assert_eq!(funnel, from_manifest(&tables["funnel_minute"]["rows"], &fk, &fm));
     assert!(funnel.len() > 100, "many minutes, countries and devices");

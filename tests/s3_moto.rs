@@ -25,11 +25,16 @@ async fn store_on(endpoint: &str, bucket: &str, create: bool) -> S3Store {
 
 /// The samples, checked with the `parquet` crate: every sample exactly once.
 async fn assert_sample_datasets(store: &dyn ObjectStore, prefix: &str) {
-    let mut events: Vec<_> = read_table(store, prefix, Table::Events).await.into_iter().map(|(_, r)| s(&r, "event_id")).collect();
+    let mut events: Vec<_> =
+        read_table(store, prefix, Table::Events).await.into_iter().map(|(_, r)| s(&r, "event_id")).collect();
     events.sort();
     let want: Vec<_> = (1..=16).map(|n| format!("evt-{n:04}")).collect();
     assert_eq!(events, want, "events under {prefix}");
-    let mut q: Vec<_> = read_table(store, prefix, Table::Quarantine).await.into_iter().map(|(_, r)| s(&r, "sequence_number").parse::<u32>().unwrap()).collect();
+    let mut q: Vec<_> = read_table(store, prefix, Table::Quarantine)
+        .await
+        .into_iter()
+        .map(|(_, r)| s(&r, "sequence_number").parse::<u32>().unwrap())
+        .collect();
     q.sort();
     assert_eq!(q, (1..=40).collect::<Vec<_>>(), "quarantine under {prefix}");
     assert_eq!(read_table(store, prefix, Table::OrderItems).await.len(), 5);
@@ -85,7 +90,8 @@ async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothi
     assert_eq!(cold.process(records.clone()).await.already_committed, 56);
     assert_sample_datasets(p.store(), "prod/").await;
 
-    let report = support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "analytics", "--prefix", "prod/"]);
+    let report =
+        support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "analytics", "--prefix", "prod/"]);
     support::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["checks"]["sales_mismatches"], 0);
     assert_eq!(report["checks"]["funnel_mismatches"], 0);
@@ -180,7 +186,11 @@ async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() 
             break;
         }
         crashes += 1;
-        assert!(String::from_utf8_lossy(&out.stderr).contains("fault injection"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("fault injection"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Lambda retries: first a bisected half of the batch, then the whole batch.
         for extra in [&["--take", "28"][..], &[]] {
             let out = run(&prefix, extra);
@@ -192,7 +202,8 @@ async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() 
     // DELETEs are 30 writes, so 30 crash points.
     assert_eq!(crashes, 30, "every write of the commit is a crash point");
     // The independent reader on one of the crashed-and-retried prefixes.
-    let report = support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);
+    let report =
+        support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);
     support::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["events"].as_array().unwrap().len(), 16);
 }

@@ -59,7 +59,8 @@ async fn samples_land_in_the_five_tables_as_the_contract_says() {
         assert_eq!(i(r, "line_total_minor"), i(r, "quantity") * i(r, "unit_price_minor"));
     }
     assert_eq!(totals, [("EUR".into(), 16998), ("JPY".into(), 120_000_000), ("USD".into(), 9997)].into());
-    let lines: Vec<_> = items.iter().filter(|(_, r)| s(r, "order_id") == "o-9001").map(|(_, r)| i(r, "line_number")).collect();
+    let lines: Vec<_> =
+        items.iter().filter(|(_, r)| s(r, "order_id") == "o-9001").map(|(_, r)| i(r, "line_number")).collect();
     assert_eq!(lines, vec![0, 1]);
 
     // Quarantine: each sample's exact bytes and its reason code, partitioned by arrival.
@@ -78,7 +79,13 @@ async fn samples_land_in_the_five_tables_as_the_contract_says() {
     // The exact bytes: read one binary value back in full.
     let q_key = &quarantine[0].0;
     let file = store.get(q_key).await.unwrap().unwrap();
-    let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().next().unwrap().unwrap();
+    let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     use arrow_array::cast::AsArray;
     let data = batch.column_by_name("data").unwrap().as_binary::<i32>();
     let seqs = batch.column_by_name("sequence_number").unwrap().as_string::<i32>();
@@ -130,7 +137,17 @@ fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
     let nd = dir.path().join("in.ndjson");
     std::fs::write(&nd, format!("{}\nnot json\n", input::VALID_SAMPLES.lines().next().unwrap())).unwrap();
     let out = Command::new(bin)
-        .args(["--data-dir", dir.path().to_str().unwrap(), "process", "--ndjson", nd.to_str().unwrap(), "--stream", "cli", "--arrival", "2026-11-23T12:01:00Z"])
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "process",
+            "--ndjson",
+            nd.to_str().unwrap(),
+            "--stream",
+            "cli",
+            "--arrival",
+            "2026-11-23T12:01:00Z",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

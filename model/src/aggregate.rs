@@ -80,11 +80,7 @@ impl MinuteAggregates {
     pub fn add(&mut self, event: &Event) {
         let window_start_ms = floor_to_minute(event.event_time_ms);
         self.funnel
-            .entry(FunnelKey {
-                window_start_ms,
-                country: event.country.clone(),
-                device: event.device.clone(),
-            })
+            .entry(FunnelKey { window_start_ms, country: event.country.clone(), device: event.device.clone() })
             .or_default()
             .count(event.event_type);
         let (Some(order), Some(currency)) = (&event.order, &event.currency) else {

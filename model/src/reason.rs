@@ -44,10 +44,7 @@ impl fmt::Display for ReasonCode {
 impl FromStr for ReasonCode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ReasonCode::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown reason code {s:?}"))
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| format!("unknown reason code {s:?}"))
     }
 }
 

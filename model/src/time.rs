@@ -71,7 +71,11 @@ pub fn parse_rfc3339(s: &str) -> Result<EventTime, String> {
             }
             at += 6;
             let v = i64::from(oh * 3600 + om * 60);
-            if sign == b'-' { -v } else { v }
+            if sign == b'-' {
+                -v
+            } else {
+                v
+            }
         }
         _ => return Err("expected 'Z' or a numeric offset like +01:00 after the time".into()),
     };
@@ -86,16 +90,10 @@ pub fn parse_rfc3339(s: &str) -> Result<EventTime, String> {
     }
     let date = NaiveDate::from_ymd_opt(year as i32, month, day)
         .ok_or_else(|| format!("{year:04}-{month:02}-{day:02} is not a calendar date"))?;
-    let local = date
-        .and_hms_opt(hour, minute, second)
-        .ok_or_else(|| "time is out of range".to_string())?
-        .and_utc()
-        .timestamp();
+    let local =
+        date.and_hms_opt(hour, minute, second).ok_or_else(|| "time is out of range".to_string())?.and_utc().timestamp();
     let secs = local - offset_secs;
-    Ok(EventTime {
-        millis: secs * 1000 + i64::from(nanos / 1_000_000),
-        sub_milli_nanos: nanos % 1_000_000,
-    })
+    Ok(EventTime { millis: secs * 1000 + i64::from(nanos / 1_000_000), sub_milli_nanos: nanos % 1_000_000 })
 }
 
 /// `2026-11-23T12:02:10.123Z` for UTC milliseconds (for messages and generated events).

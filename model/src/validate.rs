@@ -77,7 +77,11 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn name(&self, field: &str) -> String {
-        if self.path.is_empty() { field.to_string() } else { format!("{}.{field}", self.path) }
+        if self.path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}.{field}", self.path)
+        }
     }
 
     fn required(&self, field: &str) -> Check<&'a Value> {
@@ -90,24 +94,21 @@ impl<'a> Fields<'a> {
     }
 
     fn check_string(&self, field: &str, v: &'a Value, min: usize, max: usize) -> Check<&'a str> {
-        let s = v.as_str().ok_or_else(|| {
-            schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v)))
-        })?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v))))?;
         let n = s.chars().count();
         if n < min || n > max {
-            return Err(schema(format!(
-                "`{}` must be {min}-{max} characters, got {n}",
-                self.name(field)
-            )));
+            return Err(schema(format!("`{}` must be {min}-{max} characters, got {n}", self.name(field))));
         }
         Ok(s)
     }
 
     fn upper_code(&self, field: &str, len: usize, standard: &str) -> Check<&'a str> {
         let v = self.required(field)?;
-        let s = v.as_str().ok_or_else(|| {
-            schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v)))
-        })?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v))))?;
         if s.len() != len || !s.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(schema(format!(
                 "`{}` must be {len} upper-case ASCII letters ({standard}), got {}",
@@ -127,9 +128,7 @@ impl<'a> Fields<'a> {
             Some(i) => i,
             // The parser reads `-0` (an integer in JSON's grammar) as the float -0.0.
             None if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => 0,
-            None if n.is_u64() => {
-                return Err(schema(format!("`{name}` = {n} does not fit a signed 64-bit integer")))
-            }
+            None if n.is_u64() => return Err(schema(format!("`{name}` = {n} does not fit a signed 64-bit integer"))),
             None => {
                 return Err(schema(format!(
                     "`{name}` must be an integer, got {n} (a fraction or exponent is not allowed)"
@@ -199,8 +198,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     if nests_deeper_than(data, MAX_JSON_DEPTH) {
         return Err(invalid_json(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")));
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| invalid_json(format!("not parseable as JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| invalid_json(format!("not parseable as JSON: {e}")))?;
     let Value::Object(obj) = value else {
         return Err(invalid_json(format!("expected a JSON object, got {}", json_type(&value))));
     };
@@ -208,16 +206,13 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
 
     // 3. unknown_event_type (a missing event_type is a schema violation)
     let type_value = f.required("event_type")?;
-    let event_type = type_value
-        .as_str()
-        .and_then(|s| s.parse::<EventType>().ok())
-        .ok_or_else(|| {
-            let got = match type_value.as_str() {
-                Some(s) => preview(s),
-                None => json_type(type_value).to_string(),
-            };
-            Rejection::new(ReasonCode::UnknownEventType, format!("`event_type` {got} is not one of the six event types"))
-        })?;
+    let event_type = type_value.as_str().and_then(|s| s.parse::<EventType>().ok()).ok_or_else(|| {
+        let got = match type_value.as_str() {
+            Some(s) => preview(s),
+            None => json_type(type_value).to_string(),
+        };
+        Rejection::new(ReasonCode::UnknownEventType, format!("`event_type` {got} is not one of the six event types"))
+    })?;
 
     // 4. schema_violation
     let event_id = f.string("event_id", 1, 64)?;
@@ -225,9 +220,9 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
         return Err(schema(format!("`event_id` {} may only contain A-Z a-z 0-9 _ -", preview(event_id))));
     }
     let time_text = f.required("event_time")?;
-    let time_text = time_text.as_str().ok_or_else(|| {
-        schema(format!("`event_time` must be an RFC 3339 string, got {}", json_type(time_text)))
-    })?;
+    let time_text = time_text
+        .as_str()
+        .ok_or_else(|| schema(format!("`event_time` must be an RFC 3339 string, got {}", json_type(time_text))))?;
     let event_time = parse_rfc3339(time_text)
         .map_err(|e| schema(format!("`event_time` {} is not RFC 3339: {e}", preview(time_text))))?;
     let session_id = f.string("session_id", 1, 128)?;

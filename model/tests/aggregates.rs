@@ -25,7 +25,15 @@ fn event(kind: usize, minute: i64, country: usize, device: usize, items: Vec<(us
         shipping_minor: 0,
         tax_minor: 0,
     });
-    let mut e = Event::new("e".into(), t, 1_795_435_200_000 + minute * 60_000 + 59_999, "s".into(), None, ["US", "DE"][country].into(), ["app", "web"][device].into());
+    let mut e = Event::new(
+        "e".into(),
+        t,
+        1_795_435_200_000 + minute * 60_000 + 59_999,
+        "s".into(),
+        None,
+        ["US", "DE"][country].into(),
+        ["app", "web"][device].into(),
+    );
     e.currency = Some("EUR".into());
     e.order = order;
     e
@@ -37,7 +45,9 @@ fn any_event() -> impl Strategy<Value = Event> {
     (0usize..6, 0i64..3, 0usize..2, 0usize..2, prop::collection::vec(item, 1..3))
         .prop_map(|(k, m, c, d, items)| event(k, m, c, d, items))
         .prop_filter("line totals fit 64 bits (validation guarantees it)", |e| {
-            e.order.as_ref().is_none_or(|o| o.items.iter().all(|i| i64::from(i.quantity).checked_mul(i.unit_price_minor).is_some()))
+            e.order
+                .as_ref()
+                .is_none_or(|o| o.items.iter().all(|i| i64::from(i.quantity).checked_mul(i.unit_price_minor).is_some()))
         })
 }
 

@@ -60,13 +60,23 @@ fn every_valid_sample_is_an_event_with_the_documented_figures() {
     assert_eq!(events.len(), 16);
     let count = |t: EventType| events.iter().filter(|e| e.event_type == t).count();
     assert_eq!(
-        [EventType::PageView, EventType::ProductView, EventType::AddToCart, EventType::RemoveFromCart, EventType::CheckoutStarted, EventType::OrderPlaced].map(count),
+        [
+            EventType::PageView,
+            EventType::ProductView,
+            EventType::AddToCart,
+            EventType::RemoveFromCart,
+            EventType::CheckoutStarted,
+            EventType::OrderPlaced
+        ]
+        .map(count),
         [3, 4, 3, 1, 2, 3]
     );
-    let lines: Vec<_> = events.iter().filter_map(|e| e.order.as_ref().map(|o| (e.currency.clone().unwrap(), o))).collect();
+    let lines: Vec<_> =
+        events.iter().filter_map(|e| e.order.as_ref().map(|o| (e.currency.clone().unwrap(), o))).collect();
     assert_eq!(lines.iter().map(|(_, o)| o.items.len()).sum::<usize>(), 5);
     for (cur, expected) in [("USD", 9997), ("EUR", 16998), ("JPY", 120_000_000)] {
-        let sum: i64 = lines.iter().filter(|(c, _)| c == cur).flat_map(|(_, o)| &o.items).map(|i| i.line_total_minor).sum();
+        let sum: i64 =
+            lines.iter().filter(|(c, _)| c == cur).flat_map(|(_, o)| &o.items).map(|i| i.line_total_minor).sum();
         assert_eq!(sum, expected, "{cur}");
     }
     let e9 = events.iter().find(|e| e.event_id == "evt-0009").unwrap();
@@ -117,8 +127,21 @@ fn encoding_errors_name_the_byte_offset() {
 
 #[test]
 fn json_errors() {
-    for bad in ["", "   \n", "{", "{}}", "null", "42", "true", "[]", "{\"a\":1,}", "{'a':1}", "{\"a\":Infinity}",
-        "{\"event_type\":\"page_view\"} {}", "{\"a\":\"\\ud800\"}"] {
+    for bad in [
+        "",
+        "   \n",
+        "{",
+        "{}}",
+        "null",
+        "42",
+        "true",
+        "[]",
+        "{\"a\":1,}",
+        "{'a':1}",
+        "{\"a\":Infinity}",
+        "{\"event_type\":\"page_view\"} {}",
+        "{\"a\":\"\\ud800\"}",
+    ] {
         assert_eq!(code_of(bad), ReasonCode::InvalidJson, "{bad:?}");
     }
 }
@@ -190,18 +213,28 @@ fn field_rules_are_schema_violations_that_name_the_field() {
 fn integers_must_be_plain_integers_that_fit_64_bits() {
     use serde_json::json;
     let product = |price: &str| {
-        format!(r#"{{"event_id":"p","event_type":"product_view","event_time":"2026-11-23T12:10:00Z","session_id":"s","country":"US","device":"app","product_id":"p","category":"c","currency":"USD","unit_price_minor":{price}}}"#)
+        format!(
+            r#"{{"event_id":"p","event_type":"product_view","event_time":"2026-11-23T12:10:00Z","session_id":"s","country":"US","device":"app","product_id":"p","category":"c","currency":"USD","unit_price_minor":{price}}}"#
+        )
     };
     for ok in ["0", "9223372036854775807", "-0"] {
         assert!(validate(product(ok).as_bytes(), invalid_arrival()).is_ok(), "{ok}");
     }
-    for bad in ["1.0", "1e3", "1E0", "9223372036854775808", "18446744073709551616", "-1", "\"5\"", "null", "true", "[5]"] {
+    for bad in
+        ["1.0", "1e3", "1E0", "9223372036854775808", "18446744073709551616", "-1", "\"5\"", "null", "true", "[5]"]
+    {
         let r = validate(product(bad).as_bytes(), invalid_arrival()).unwrap_err();
         assert_eq!(r.code, ReasonCode::SchemaViolation, "{bad}");
         assert!(r.reason.contains("unit_price_minor"), "{}", r.reason);
     }
-    let cart = |q: serde_json::Value| page_view_with("x", None).replace("\"page_view\"", "\"add_to_cart\"")
-        .replace("\"page\":\"/\"", &format!("\"product_id\":\"p\",\"category\":\"c\",\"currency\":\"EUR\",\"unit_price_minor\":5,\"quantity\":{q}"));
+    let cart = |q: serde_json::Value| {
+        page_view_with("x", None).replace("\"page_view\"", "\"add_to_cart\"").replace(
+            "\"page\":\"/\"",
+            &format!(
+                "\"product_id\":\"p\",\"category\":\"c\",\"currency\":\"EUR\",\"unit_price_minor\":5,\"quantity\":{q}"
+            ),
+        )
+    };
     assert!(validate(cart(json!(1)).as_bytes(), invalid_arrival()).is_ok());
     assert!(validate(cart(json!(10000)).as_bytes(), invalid_arrival()).is_ok());
     for q in [json!(0), json!(10001), json!(2.5), json!(-3), json!(4294967297i64)] {
@@ -214,7 +247,11 @@ fn order_totals_add_up_exactly_in_64_bits() {
     use serde_json::json;
     let item = |q: i64, p: i64| json!({"product_id": "p", "category": "c", "quantity": q, "unit_price_minor": p});
     // total = items - discount + shipping + tax
-    let ok = order_with(json!([item(2, 100), item(1, 50)]), json!(245), &[("discount_minor", json!(10)), ("shipping_minor", json!(5)), ("tax_minor", json!(0))]);
+    let ok = order_with(
+        json!([item(2, 100), item(1, 50)]),
+        json!(245),
+        &[("discount_minor", json!(10)), ("shipping_minor", json!(5)), ("tax_minor", json!(0))],
+    );
     let e = validate(ok.as_bytes(), invalid_arrival()).unwrap();
     let o = e.order.unwrap();
     assert_eq!(o.items.iter().map(|i| i.line_total_minor).collect::<Vec<_>>(), vec![200, 50]);
@@ -255,17 +292,45 @@ fn order_schema_rules() {
         (order_with(json!([]), json!(0), &[]), "items"),
         (order_with(json!({}), json!(0), &[]), "items"),
         (order_with(json!([1]), json!(0), &[]), "items[0]"),
-        (order_with(json!([item, {"product_id": "p", "category": "c", "quantity": 1}]), json!(1), &[]), "items[1].unit_price_minor"),
-        (order_with(json!([{"product_id": "", "category": "c", "quantity": 1, "unit_price_minor": 1}]), json!(1), &[]), "items[0].product_id"),
-        (order_with(json!([{"product_id": "p", "category": "c", "quantity": 1, "unit_price_minor": 1}]), json!(1), &[("tax_minor", json!(null))]), "tax_minor"),
-        (order_with(json!([{"product_id": "p", "category": "c", "quantity": 1, "unit_price_minor": 1}]), json!(1.5), &[]), "total_minor"),
+        (
+            order_with(json!([item, {"product_id": "p", "category": "c", "quantity": 1}]), json!(1), &[]),
+            "items[1].unit_price_minor",
+        ),
+        (
+            order_with(
+                json!([{"product_id": "", "category": "c", "quantity": 1, "unit_price_minor": 1}]),
+                json!(1),
+                &[],
+            ),
+            "items[0].product_id",
+        ),
+        (
+            order_with(
+                json!([{"product_id": "p", "category": "c", "quantity": 1, "unit_price_minor": 1}]),
+                json!(1),
+                &[("tax_minor", json!(null))],
+            ),
+            "tax_minor",
+        ),
+        (
+            order_with(
+                json!([{"product_id": "p", "category": "c", "quantity": 1, "unit_price_minor": 1}]),
+                json!(1.5),
+                &[],
+            ),
+            "total_minor",
+        ),
     ] {
         let r = validate(bad.as_bytes(), invalid_arrival()).unwrap_err();
         assert_eq!(r.code, ReasonCode::SchemaViolation, "{bad}");
         assert!(r.reason.contains(field), "{field}: {}", r.reason);
     }
     // A schema error in a later item wins over an overflow in an earlier one.
-    let both = order_with(json!([{"product_id": "p", "category": "c", "quantity": 2, "unit_price_minor": i64::MAX}, {"product_id": "p"}]), json!(0), &[]);
+    let both = order_with(
+        json!([{"product_id": "p", "category": "c", "quantity": 2, "unit_price_minor": i64::MAX}, {"product_id": "p"}]),
+        json!(0),
+        &[],
+    );
     assert_eq!(code_of(&both), ReasonCode::SchemaViolation);
 }
 
@@ -285,7 +350,12 @@ fn event_time_range_is_exact_to_the_nanosecond() {
     // Old but after 2000 is fine (late data).
     assert!(check("2001-06-01T00:00:00Z").is_ok());
     // A bad total is reported before a bad time.
-    let both = order_with(serde_json::json!([{"product_id": "p", "category": "c", "quantity": 1, "unit_price_minor": 1}]), serde_json::json!(2), &[]).replace("2026-11-23T12:10:00Z", "1999-01-01T00:00:00Z");
+    let both = order_with(
+        serde_json::json!([{"product_id": "p", "category": "c", "quantity": 1, "unit_price_minor": 1}]),
+        serde_json::json!(2),
+        &[],
+    )
+    .replace("2026-11-23T12:10:00Z", "1999-01-01T00:00:00Z");
     assert_eq!(code_of(&both), ReasonCode::InconsistentTotal);
 }
 

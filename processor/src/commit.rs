@@ -118,9 +118,7 @@ impl ShardState {
 
     /// Whether the record's effects are already committed.
     pub fn covers(&self, sequence_number: &str) -> bool {
-        self.head
-            .as_ref()
-            .is_some_and(|h| cmp_sequence(sequence_number, &h.last_sequence_number) != Ordering::Greater)
+        self.head.as_ref().is_some_and(|h| cmp_sequence(sequence_number, &h.last_sequence_number) != Ordering::Greater)
     }
 }
 
@@ -154,7 +152,10 @@ pub async fn load<S: ObjectStore>(store: &S, keys: &ShardKeys) -> Result<ShardSt
     }
     let Some(head) = head else { return Ok(ShardState::default()) };
     let snapshot = store.get(&head.dedup_snapshot).await?.ok_or_else(|| {
-        CommitError::Corrupt(format!("commit {} names window {} which does not exist", head.commit, head.dedup_snapshot))
+        CommitError::Corrupt(format!(
+            "commit {} names window {} which does not exist",
+            head.commit, head.dedup_snapshot
+        ))
     })?;
     let dedup = DedupWindow::from_bytes(&snapshot).map_err(|e| CommitError::Corrupt(e.to_string()))?;
     publish(store, keys, &head).await?;

@@ -94,9 +94,15 @@ impl<S: ObjectStore> Processor<S> {
                 tracing::error!(stream, shard, error = %e, failed = report.failed.len(), "batch not committed; reporting its records as failed");
             } else {
                 tracing::info!(
-                    stream, shard, records = report.records, already_committed = report.already_committed,
-                    events = report.events, quarantined = report.quarantined, duplicates = report.duplicates,
-                    files = report.files, "batch committed"
+                    stream,
+                    shard,
+                    records = report.records,
+                    already_committed = report.already_committed,
+                    events = report.events,
+                    quarantined = report.quarantined,
+                    duplicates = report.duplicates,
+                    files = report.files,
+                    "batch committed"
                 );
             }
             total.merge(report);

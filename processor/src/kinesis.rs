@@ -122,7 +122,13 @@ mod tests {
     #[test]
     fn sequence_numbers_compare_numerically() {
         assert_eq!(cmp_sequence("9", "10"), Ordering::Less);
-        assert_eq!(cmp_sequence("49545115243490985018280067714973144582180062593244200961", "49545115243490985018280067714973144582180062593244200962"), Ordering::Less);
+        assert_eq!(
+            cmp_sequence(
+                "49545115243490985018280067714973144582180062593244200961",
+                "49545115243490985018280067714973144582180062593244200962"
+            ),
+            Ordering::Less
+        );
         assert_eq!(cmp_sequence("007", "7"), Ordering::Equal);
         assert_eq!(cmp_sequence("100", "99"), Ordering::Greater);
     }

@@ -30,7 +30,8 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(EVENTS));
     group.sample_size(10);
     group.bench_function("stdout_200k_events", |b| b.iter(|| generate(Config::default())));
-    let faulty = Config { faults: Faults { invalid_rate: 0.05, duplicate_rate: 0.05, late_rate: 0.05 }, ..Config::default() };
+    let faulty =
+        Config { faults: Faults { invalid_rate: 0.05, duplicate_rate: 0.05, late_rate: 0.05 }, ..Config::default() };
     group.bench_function("stdout_200k_events_with_faults", |b| b.iter(|| generate(faulty.clone())));
     group.finish();
 }

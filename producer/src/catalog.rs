@@ -31,9 +31,30 @@ pub const COUNTRIES: [Country; 12] = [
 pub const DEVICES: [(&str, f64); 4] = [("mobile", 55.0), ("desktop", 30.0), ("app", 10.0), ("tablet", 5.0)];
 
 pub const CATEGORIES: [&str; 24] = [
-    "shoes", "socks", "bags", "jackets", "shirts", "jeans", "dresses", "hats", "watches", "jewelry",
-    "sunglasses", "electronics", "headphones", "phones", "laptops", "books", "toys", "games",
-    "kitchen", "furniture", "garden", "beauty", "sports", "pets",
+    "shoes",
+    "socks",
+    "bags",
+    "jackets",
+    "shirts",
+    "jeans",
+    "dresses",
+    "hats",
+    "watches",
+    "jewelry",
+    "sunglasses",
+    "electronics",
+    "headphones",
+    "phones",
+    "laptops",
+    "books",
+    "toys",
+    "games",
+    "kitchen",
+    "furniture",
+    "garden",
+    "beauty",
+    "sports",
+    "pets",
 ];
 
 pub struct Product {

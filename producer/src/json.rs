@@ -182,7 +182,8 @@ mod tests {
 
     #[test]
     fn timestamps_match_the_reference_formatter() {
-        for ms in [0i64, 951_782_400_000, 1_795_435_200_123, 1_830_297_599_999, 4_102_444_800_000, 253_402_300_799_999] {
+        for ms in [0i64, 951_782_400_000, 1_795_435_200_123, 1_830_297_599_999, 4_102_444_800_000, 253_402_300_799_999]
+        {
             let mut buf = Vec::new();
             push_timestamp(&mut buf, ms);
             assert_eq!(String::from_utf8(buf).unwrap(), model::format_millis(ms));

@@ -106,10 +106,17 @@ where
         Some("ResourceNotFoundException") => ApiError::StreamNotFound(stream.to_string()),
         Some(THROTTLED | "LimitExceededException" | "KMSThrottlingException") => ApiError::Throttled(message),
         Some(
-            "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" | "AccessDeniedException"
-            | "IncompleteSignature" | "MissingAuthenticationToken",
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "AccessDeniedException"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken",
         ) => ApiError::Credentials(message),
-        Some(_) => ApiError::Other { retryable: matches!(e, SdkError::ServiceError(_)) && message.contains("Internal"), message },
+        Some(_) => ApiError::Other {
+            retryable: matches!(e, SdkError::ServiceError(_)) && message.contains("Internal"),
+            message,
+        },
         None if message.contains("credentials") => ApiError::Credentials(message),
         // Timeouts, connection errors, 5xx without a code: worth another try.
         None => ApiError::Other { message, retryable: true },
@@ -142,7 +149,9 @@ impl KinesisApi for SdkKinesis {
             .records()
             .iter()
             .map(|r| match (r.error_code(), r.shard_id()) {
-                (Some(code), _) => Outcome::Failed { code: code.to_string(), message: r.error_message().unwrap_or("").to_string() },
+                (Some(code), _) => {
+                    Outcome::Failed { code: code.to_string(), message: r.error_message().unwrap_or("").to_string() }
+                }
                 (None, shard) => Outcome::Stored { shard_id: shard.unwrap_or("unknown").to_string() },
             })
             .collect())
@@ -297,7 +306,13 @@ struct AdaptiveRate {
 
 impl AdaptiveRate {
     fn new() -> Self {
-        AdaptiveRate { limit: None, tokens: 0.0, refilled: Instant::now(), recent: VecDeque::new(), last_decrease: None }
+        AdaptiveRate {
+            limit: None,
+            tokens: 0.0,
+            refilled: Instant::now(),
+            recent: VecDeque::new(),
+            last_decrease: None,
+        }
     }
 
     fn observed_rate(&mut self) -> f64 {

@@ -13,7 +13,11 @@ use producer::kinesis::{self, Entry, KinesisApi, Router, SdkKinesis, SendConfig,
 use producer::{Config, Faults, Storefront, Truth};
 
 #[derive(Parser)]
-#[command(name = "producer", version, about = "Storefront load generator: simulated clicks and orders into Kinesis or NDJSON")]
+#[command(
+    name = "producer",
+    version,
+    about = "Storefront load generator: simulated clicks and orders into Kinesis or NDJSON"
+)]
 #[command(group = ArgGroup::new("output").required(true).args(["stream", "stdout"]))]
 #[command(group = ArgGroup::new("amount").args(["events", "duration"]))]
 struct Cli {
@@ -197,7 +201,9 @@ fn run_stdout(cli: &Cli, pace: &Pace) -> anyhow::Result<()> {
         produced += 1;
     }
     match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("cannot write to standard output"),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write to standard output")
+        }
         _ => {}
     }
     if let Some(t) = &truth {
@@ -288,7 +294,12 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
                 out.push(b'\n');
             }
             std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("error: {} records could not be sent after {} attempts; they are in {}", given_up.len(), cli.max_attempts, path.display());
+            eprintln!(
+                "error: {} records could not be sent after {} attempts; they are in {}",
+                given_up.len(),
+                cli.max_attempts,
+                path.display()
+            );
         }
         None => eprintln!(
             "error: {} records could not be sent after {} attempts (use --dead-letter FILE to keep them)",
@@ -311,7 +322,10 @@ fn progress_bar(stats: Arc<Mutex<SendStats>>, started: Instant) -> tokio::task::
             let s = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(1e-9);
             let limit = s.rate_limit.map_or(String::new(), |l| format!(", limited to {l:.0}/s"));
-            bar.set_message(format!("{rate:.0} records/s{limit} | sent {} | throttled {} | retried {}", s.sent, s.throttled, s.retried));
+            bar.set_message(format!(
+                "{rate:.0} records/s{limit} | sent {} | throttled {} | retried {}",
+                s.sent, s.throttled, s.retried
+            ));
             bar.tick();
         }
     })

@@ -172,7 +172,9 @@ impl Storefront {
 
     fn in_flash_sale(&self) -> bool {
         let every = i64::from(self.cfg.flash_sale_every_minutes) * 60_000;
-        every > 0 && (self.clock_ms as i64 - self.cfg.start_ms).rem_euclid(every) < i64::from(self.cfg.flash_sale_minutes) * 60_000
+        every > 0
+            && (self.clock_ms as i64 - self.cfg.start_ms).rem_euclid(every)
+                < i64::from(self.cfg.flash_sale_minutes) * 60_000
     }
 
     /// Moves the clock by one event at the current traffic level.
@@ -372,7 +374,12 @@ impl Storefront {
             let code = ReasonCode::ALL[self.rng.below(ReasonCode::ALL.len())];
             let partition_key = event.session_id.clone();
             self.write_invalid(buf, &mut event, anonymous, code);
-            return Generated { kind: Kind::Invalid(code), partition_key, event_time_ms: event.event_time_ms, event: None };
+            return Generated {
+                kind: Kind::Invalid(code),
+                partition_key,
+                event_time_ms: event.event_time_ms,
+                event: None,
+            };
         }
         let mut kind = Kind::Valid;
         if f.late_rate > 0.0 && self.rng.chance(f.late_rate) {
@@ -383,7 +390,12 @@ impl Storefront {
         if f.duplicate_rate > 0.0 && self.rng.chance(f.duplicate_rate) {
             self.repeat = Some((buf.clone(), event.session_id.clone(), event.event_time_ms));
         }
-        Generated { kind, partition_key: event.session_id.clone(), event_time_ms: event.event_time_ms, event: Some(event) }
+        Generated {
+            kind,
+            partition_key: event.session_id.clone(),
+            event_time_ms: event.event_time_ms,
+            event: Some(event),
+        }
     }
 
     /// A record that fails exactly the check of `code` (and none before it).
@@ -391,7 +403,9 @@ impl Storefront {
         let mut o = Overrides::default();
         match code {
             ReasonCode::InvalidEncoding | ReasonCode::InvalidJson => {}
-            ReasonCode::UnknownEventType => o.event_type = Some(["wishlist_add", "PAGE_VIEW", "refund"][self.rng.below(3)]),
+            ReasonCode::UnknownEventType => {
+                o.event_type = Some(["wishlist_add", "PAGE_VIEW", "refund"][self.rng.below(3)])
+            }
             ReasonCode::SchemaViolation => match self.rng.below(3) {
                 0 => o.country = Some("usa"),
                 1 => e.session_id.clear(),
@@ -410,7 +424,8 @@ impl Storefront {
                 o.total_delta = 1;
             }
             ReasonCode::EventTimeOutOfRange => {
-                o.event_time = Some(if self.rng.chance(0.5) { "1999-12-31T23:59:59.000Z" } else { "2999-01-01T00:00:00.000Z" })
+                o.event_time =
+                    Some(if self.rng.chance(0.5) { "1999-12-31T23:59:59.000Z" } else { "2999-01-01T00:00:00.000Z" })
             }
         }
         write_event(buf, e, anonymous, &o);

@@ -32,7 +32,19 @@ fn with_env<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
 
 #[test]
 fn stdout_repeats_byte_for_byte_for_a_seed_and_flags() {
-    let args = ["--stdout", "--events", "2500", "--seed", "11", "--invalid-rate", "0.05", "--duplicate-rate", "0.02", "--late-rate", "0.03"];
+    let args = [
+        "--stdout",
+        "--events",
+        "2500",
+        "--seed",
+        "11",
+        "--invalid-rate",
+        "0.05",
+        "--duplicate-rate",
+        "0.02",
+        "--late-rate",
+        "0.03",
+    ];
     let a = producer(&args, &[]);
     let b = producer(&args, &[]);
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
@@ -53,11 +65,14 @@ fn stdout_repeats_byte_for_byte_for_a_seed_and_flags() {
 fn the_truth_manifest_is_written_and_counts_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let truth = dir.path().join("truth.json");
-    let out = producer(&["--stdout", "--events", "3000", "--invalid-rate", "0.1", "--truth", truth.to_str().unwrap()], &[]);
+    let out =
+        producer(&["--stdout", "--events", "3000", "--invalid-rate", "0.1", "--truth", truth.to_str().unwrap()], &[]);
     assert!(out.status.success());
     let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
     let tables = &t["tables"];
-    let total = tables["events"]["rows"].as_u64().unwrap() + tables["quarantine"]["rows"].as_u64().unwrap() + t["duplicates"].as_u64().unwrap();
+    let total = tables["events"]["rows"].as_u64().unwrap()
+        + tables["quarantine"]["rows"].as_u64().unwrap()
+        + t["duplicates"].as_u64().unwrap();
     assert_eq!(total, 3000);
     assert_eq!(tables["quarantine"]["by_reason_code"].as_object().unwrap().len(), 6);
 }
@@ -137,6 +152,7 @@ fn into_moto_kinesis_every_record_arrives_in_order_per_partition_key() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let counts: Vec<usize> = rt.block_on(read_stream(&client, "spread")).values().map(Vec::len).collect();
     assert_eq!(counts, vec![100; 4]);
-    let out = producer(&["--stream", "spread", "--events", "10", "--partition-key", "weighted", "--weights", "1,2"], &env);
+    let out =
+        producer(&["--stream", "spread", "--events", "10", "--partition-key", "weighted", "--weights", "1,2"], &env);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--weights has 2 values but the stream has 4 open shards"));
 }

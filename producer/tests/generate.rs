@@ -9,7 +9,12 @@ use producer::{Config, Faults, Kind, Storefront};
 fn run(cfg: Config, n: usize) -> Vec<(producer::Generated, Vec<u8>)> {
     let mut s = Storefront::new(cfg);
     let mut buf = Vec::new();
-    (0..n).map(|_| { let g = s.next_record(&mut buf); (g, buf.clone()) }).collect()
+    (0..n)
+        .map(|_| {
+            let g = s.next_record(&mut buf);
+            (g, buf.clone())
+        })
+        .collect()
 }
 
 fn faulty() -> Config {
@@ -135,7 +140,11 @@ fn traffic_follows_the_day_and_flash_sales_triple_it() {
     let start = Config::default().start_ms;
     let (mut sale, mut normal) = (0usize, 0usize);
     for (g, _) in &records {
-        if (g.event_time_ms - start) % 3_600_000 < 300_000 { sale += 1 } else { normal += 1 }
+        if (g.event_time_ms - start) % 3_600_000 < 300_000 {
+            sale += 1
+        } else {
+            normal += 1
+        }
     }
     let per_minute_ratio = (sale as f64 / 5.0) / (normal as f64 / 55.0);
     assert!((2.5..3.5).contains(&per_minute_ratio), "{per_minute_ratio}");

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use producer::kinesis::{send_all, ApiError, Entry, KinesisApi, Outcome, Router, SdkKinesis, SendConfig, SendStats, Shard, Strategy};
+use producer::kinesis::{
+    send_all, ApiError, Entry, KinesisApi, Outcome, Router, SdkKinesis, SendConfig, SendStats, Shard, Strategy,
+};
 
 /// An in-memory stream of two shards.
 #[derive(Default)]
@@ -24,10 +26,16 @@ struct Fake {
 impl KinesisApi for Fake {
     async fn put_records(&self, _: &str, entries: &[Entry]) -> Result<Vec<Outcome>, ApiError> {
         self.stored.lock().unwrap().extend(entries.iter().cloned());
-        Ok(entries.iter().map(|e| Outcome::Stored { shard_id: format!("shardId-{}", e.partition_key.len() % 2) }).collect())
+        Ok(entries
+            .iter()
+            .map(|e| Outcome::Stored { shard_id: format!("shardId-{}", e.partition_key.len() % 2) })
+            .collect())
     }
     async fn open_shards(&self, _: &str) -> Result<Vec<Shard>, ApiError> {
-        Ok(vec![Shard { id: "shardId-0".into(), starting_hash_key: 0 }, Shard { id: "shardId-1".into(), starting_hash_key: 1 << 127 }])
+        Ok(vec![
+            Shard { id: "shardId-0".into(), starting_hash_key: 0 },
+            Shard { id: "shardId-1".into(), starting_hash_key: 1 << 127 },
+        ])
     }
 }
 
@@ -98,12 +106,16 @@ impl<A: KinesisApi> KinesisApi for Faulty<A> {
                 }
             })
             .collect();
-        let forward: Vec<Entry> = entries.iter().zip(&refused).filter(|(_, r)| r.is_none()).map(|(e, _)| e.clone()).collect();
-        let mut stored = if forward.is_empty() { Vec::new() } else { self.inner.put_records(stream, &forward).await? }.into_iter();
+        let forward: Vec<Entry> =
+            entries.iter().zip(&refused).filter(|(_, r)| r.is_none()).map(|(e, _)| e.clone()).collect();
+        let mut stored =
+            if forward.is_empty() { Vec::new() } else { self.inner.put_records(stream, &forward).await? }.into_iter();
         Ok(refused
             .iter()
             .map(|r| match r {
-                Some(code) => Outcome::Failed { code: code.to_string(), message: "refused by the fault injector".into() },
+                Some(code) => {
+                    Outcome::Failed { code: code.to_string(), message: "refused by the fault injector".into() }
+                }
                 None => stored.next().expect("one outcome per forwarded record"),
             })
             .collect())
@@ -115,7 +127,11 @@ impl<A: KinesisApi> KinesisApi for Faulty<A> {
 
 fn entries(n: usize) -> Vec<Entry> {
     (0..n)
-        .map(|i| Entry { data: Bytes::from(format!("{{\"n\":{i}}}")), partition_key: format!("session-{}", i % 97), explicit_hash_key: None })
+        .map(|i| Entry {
+            data: Bytes::from(format!("{{\"n\":{i}}}")),
+            partition_key: format!("session-{}", i % 97),
+            explicit_hash_key: None,
+        })
         .collect()
 }
 
@@ -207,7 +223,8 @@ async fn a_missing_stream_stops_the_run_with_a_clear_error() {
 
 #[test]
 fn routing_spreads_records_as_the_strategy_says() {
-    let shards: Vec<Shard> = (0..4u128).map(|i| Shard { id: format!("shardId-{i}"), starting_hash_key: i << 126 }).collect();
+    let shards: Vec<Shard> =
+        (0..4u128).map(|i| Shard { id: format!("shardId-{i}"), starting_hash_key: i << 126 }).collect();
     let count = |strategy: Strategy| {
         let mut r = Router::new(strategy, shards.clone(), 1).unwrap();
         let mut per = BTreeMap::new();
@@ -223,7 +240,10 @@ fn routing_spreads_records_as_the_strategy_says() {
     let hot = weighted[&0u128.to_string()];
     assert!((5500..6100).contains(&hot), "{weighted:?}");
     assert_eq!(count(Strategy::Random).len(), 8000);
-    assert!(Router::new(Strategy::Weighted(vec![1.0, 2.0]), shards.clone(), 1).err().unwrap().contains("4 open shards"));
+    assert!(Router::new(Strategy::Weighted(vec![1.0, 2.0]), shards.clone(), 1)
+        .err()
+        .unwrap()
+        .contains("4 open shards"));
     assert!(Router::new(Strategy::Weighted(vec![0.0; 4]), shards, 1).is_err());
 }
 

@@ -313,7 +313,8 @@ fn funnel_batch<'a>(
             b.append_value(v);
         }
     }
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(window.finish()), Arc::new(country.finish()), Arc::new(device.finish())];
+    let mut columns: Vec<ArrayRef> =
+        vec![Arc::new(window.finish()), Arc::new(country.finish()), Arc::new(device.finish())];
     columns.extend(counts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     finish_batch(Table::FunnelMinute, columns)
 }

@@ -109,4 +109,3 @@ pub fn start_fault_proxy(script: &Path, upstream: &Server) -> Server {
             .spawn()
     })
 }
-

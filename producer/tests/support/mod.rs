@@ -40,7 +40,9 @@ pub async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str) -> BTre
             if page.records().is_empty() {
                 break;
             }
-            records.extend(page.records().iter().map(|r| (r.partition_key().unwrap_or_default().to_string(), Bytes::copy_from_slice(r.data().as_ref()))));
+            records.extend(page.records().iter().map(|r| {
+                (r.partition_key().unwrap_or_default().to_string(), Bytes::copy_from_slice(r.data().as_ref()))
+            }));
             it = page.next_shard_iterator().unwrap().to_string();
         }
         out.insert(shard.shard_id().to_string(), records);

@@ -58,6 +58,12 @@ impl ObjectStore for MemoryStore {
         Ok(())
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self.objects().range(prefix.to_string()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(self
+            .objects()
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }

@@ -65,7 +65,11 @@ impl ObjectStore for S3Store {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {
-                let body = out.body.collect().await.map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?;
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?;
                 Ok(Some(body.into_bytes()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
