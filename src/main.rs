@@ -117,12 +117,16 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let processor = Processor::new(store, cli.output.prefix);
     let report = processor.process(records).await;
-    print_report(&report, processor.store().as_ref());
     if let Some(e) = &report.error {
         eprintln!("error: {e}");
-        eprintln!("error: {} records not committed; run again to retry them", report.failed.len());
+        eprintln!(
+            "error: {} of {} records not committed; run again to retry them",
+            report.failed.len(),
+            report.records
+        );
         return Ok(false);
     }
+    print_report(&report, processor.store().as_ref());
     if cli.output.bucket.is_none() {
         println!("query: duckdb -c \"SELECT event_type, count(*) FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", cli.data_dir.display());
     }

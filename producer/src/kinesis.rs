@@ -61,6 +61,10 @@ pub struct Shard {
 pub enum ApiError {
     #[error("stream {0:?} was not found: create it first, or check --stream and AWS_REGION")]
     StreamNotFound(String),
+    #[error(
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role"
+    )]
+    NoCredentials,
     #[error("AWS refused the credentials or the permissions: {0}")]
     Credentials(String),
     #[error("throttled: {0}")]
@@ -101,7 +105,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let message = DisplayErrorContext(&e).to_string();
+    let message = one_line(&DisplayErrorContext(&e).to_string());
+    if message.contains("no credentials found") {
+        return ApiError::NoCredentials;
+    }
     match e.code() {
         Some("ResourceNotFoundException") => ApiError::StreamNotFound(stream.to_string()),
         Some(THROTTLED | "LimitExceededException" | "KMSThrottlingException") => ApiError::Throttled(message),
@@ -121,6 +128,11 @@ where
         // Timeouts, connection errors, 5xx without a code: worth another try.
         None => ApiError::Other { message, retryable: true },
     }
+}
+
+/// The SDK's error chains span lines; a message here is one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[async_trait]

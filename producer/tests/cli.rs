@@ -103,6 +103,26 @@ fn mistakes_get_one_line_and_a_non_zero_exit() {
 }
 
 #[test]
+fn missing_credentials_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("none");
+    let nowhere = nowhere.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["--stream", "orders", "--events", "3"])
+        .env_clear()
+        .env("HOME", nowhere)
+        .env("AWS_CONFIG_FILE", nowhere)
+        .env("AWS_SHARED_CREDENTIALS_FILE", nowhere)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim(), "error: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role");
+}
+
+#[test]
 fn into_moto_kinesis_every_record_arrives_in_order_per_partition_key() {
     let moto = servers::start_moto();
     let env = moto_env(&moto.endpoint());

@@ -52,7 +52,15 @@ impl S3Store {
         E: std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        StoreError::new(op, key, &self.describe(), DisplayErrorContext(e).to_string())
+        let text = DisplayErrorContext(e).to_string();
+        let message = if text.contains("no credentials found") {
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role"
+                .to_string()
+        } else {
+            // The SDK's error chains span lines; a store error is one line.
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        StoreError::new(op, key, &self.describe(), message)
     }
 }
 
