@@ -1,8 +1,13 @@
-//! The local side of the pipeline: inputs for the shared handler (Lambda event files, NDJSON,
-//! the bundled contract samples), the choice of store, and fault injection for the crash tests.
+//! The local side of the pipeline: the main job ([`pipeline`]: the producer, an embedded stream
+//! with Kinesis semantics ([`stream`]) and a local event source mapping ([`esm`]) around the
+//! shared handler), inputs for the handler (Lambda event files, NDJSON, the bundled contract
+//! samples), the choice of store, and fault injection for the crash tests.
 
 pub mod crash;
+pub mod esm;
 pub mod input;
+pub mod pipeline;
+pub mod stream;
 
 use std::sync::Arc;
 

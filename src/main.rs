@@ -1,8 +1,9 @@
 //! `orderstream`: the pipeline on one machine.
 //!
-//! With no subcommand it runs the shared Lambda handler over the contract samples bundled with
-//! the repository and writes the five datasets under `./data/`. `process` runs the handler over
-//! a Lambda Kinesis event file or NDJSON, into a local directory or a bucket.
+//! With no subcommand it runs the main job: simulated storefront traffic into an embedded stream
+//! with Kinesis semantics, a local event source mapping invoking the shared Lambda handler, and
+//! the five datasets under `./data/`. `samples` runs the handler over the contract samples;
+//! `process` over a Lambda Kinesis event file or NDJSON, into a local directory or a bucket.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,35 +11,101 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::time::Duration;
+
 use orderstream::crash::CrashAfterWrites;
+use orderstream::esm::EsmConfig;
 use orderstream::input::{self, Placement};
+use orderstream::pipeline::{self, MainJob};
+use orderstream::stream::ShardLimits;
 use processor::config::OutputConfig;
 use processor::{BatchReport, Processor};
+use producer::Faults;
 use sink::store::ObjectStore;
 
 #[derive(Parser)]
 #[command(name = "orderstream", version, about = "Streaming order analytics on Kinesis, on one machine")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Local data directory (used when no bucket is given).
-    #[arg(long, global = true, default_value = "data")]
-    data_dir: PathBuf,
     #[command(flatten)]
-    output: OutputConfig,
+    run: RunArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDir {
+    /// Local data directory (the datasets' keys under it, as in the bucket).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+}
+
+/// The main job (no subcommand).
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// How long to produce traffic, in seconds; the pipeline then drains.
+    #[arg(long, default_value_t = 60.0, value_parser = positive)]
+    duration: f64,
+    /// Storefront records per second.
+    #[arg(long, default_value_t = 5000.0, value_parser = positive)]
+    rate: f64,
+    /// Shards of the embedded stream.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    shards: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Throttle each shard at 1,000 records/s and 1 MiB/s, as a provisioned Kinesis shard.
+    #[arg(long)]
+    shard_limits: bool,
+    /// Shares of invalid records, producer retries and late events in the traffic.
+    #[arg(long, default_value_t = 0.005)]
+    invalid_rate: f64,
+    #[arg(long, default_value_t = 0.005)]
+    duplicate_rate: f64,
+    #[arg(long, default_value_t = 0.01)]
+    late_rate: f64,
+    /// Event source mapping: records per invocation at most.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    batch_size: u64,
+    /// Event source mapping: batching window in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    batching_window_ms: u64,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number > 0")),
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Process the bundled contract samples (the default).
-    Samples,
+    /// Process the bundled contract samples.
+    Samples(SamplesArgs),
     /// Run the Lambda handler over records from a file, as one batch.
     Process(ProcessArgs),
 }
 
 #[derive(clap::Args)]
+struct SamplesArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// With a bucket the datasets go to S3 instead of the data directory.
+    #[command(flatten)]
+    output: OutputConfig,
+}
+
+#[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["event", "ndjson"]))]
 struct ProcessArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// With a bucket the datasets go to S3 instead of the data directory.
+    #[command(flatten)]
+    output: OutputConfig,
     /// A Lambda Kinesis event (JSON as Lambda sends it).
     #[arg(long)]
     event: Option<PathBuf>,
@@ -88,10 +155,51 @@ fn print_report(report: &BatchReport, store: &dyn ObjectStore) {
     }
 }
 
+async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
+    let data_dir = a.dir.data_dir.clone();
+    let faults = Faults { invalid_rate: a.invalid_rate, duplicate_rate: a.duplicate_rate, late_rate: a.late_rate };
+    for (name, v) in
+        [("--invalid-rate", a.invalid_rate), ("--duplicate-rate", a.duplicate_rate), ("--late-rate", a.late_rate)]
+    {
+        anyhow::ensure!((0.0..=1.0).contains(&v), "{name} must be a share between 0 and 1");
+    }
+    let mut esm = EsmConfig::new(data_dir.join("_on_failure"));
+    esm.batch_size = a.batch_size as usize;
+    esm.batching_window = Duration::from_millis(a.batching_window_ms);
+    let job = MainJob {
+        data_dir: data_dir.clone(),
+        duration: Duration::from_secs_f64(a.duration),
+        rate: a.rate,
+        shards: a.shards as usize,
+        seed: a.seed,
+        shard_limits: a.shard_limits.then(ShardLimits::default),
+        faults,
+        esm,
+        progress: true,
+    };
+    eprintln!(
+        "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards into {}/ (Ctrl-C to stop)",
+        a.duration,
+        a.rate,
+        a.shards,
+        data_dir.display()
+    );
+    let summary = pipeline::run(&job).await?;
+    println!("{}", summary.render(&data_dir));
+    Ok(summary.reconciled())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let store = orderstream::open_store(cli.output.bucket.as_deref(), &cli.data_dir).await?;
-    let (records, crash_after) = match cli.command.unwrap_or(Command::Samples) {
-        Command::Samples => (input::sample_records("samples", "shardId-000000000000")?, None),
+    let Some(command) = cli.command else {
+        return main_job(cli.run).await;
+    };
+    let (output, data_dir) = match &command {
+        Command::Samples(a) => (a.output.clone(), a.dir.data_dir.clone()),
+        Command::Process(p) => (p.output.clone(), p.dir.data_dir.clone()),
+    };
+    let store = orderstream::open_store(output.bucket.as_deref(), &data_dir).await?;
+    let (records, crash_after) = match command {
+        Command::Samples(_) => (input::sample_records("samples", "shardId-000000000000")?, None),
         Command::Process(p) => {
             let records = match (&p.event, &p.ndjson) {
                 (Some(path), _) => input::event_records(
@@ -115,7 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Some(n) => Arc::new(CrashAfterWrites::new(store, n)),
         None => store,
     };
-    let processor = Processor::new(store, cli.output.prefix);
+    let processor = Processor::new(store, output.prefix);
     let report = processor.process(records).await;
     if let Some(e) = &report.error {
         eprintln!("error: {e}");
@@ -127,8 +235,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         return Ok(false);
     }
     print_report(&report, processor.store().as_ref());
-    if cli.output.bucket.is_none() {
-        println!("query: duckdb -c \"SELECT event_type, count(*) FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", cli.data_dir.display());
+    if output.bucket.is_none() {
+        println!("query: duckdb -c \"SELECT event_type, count(*) FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", data_dir.display());
     }
     Ok(true)
 }

@@ -127,7 +127,7 @@ async fn running_the_same_records_again_changes_nothing() {
 fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_orderstream");
-    let out = Command::new(bin).args(["--data-dir", dir.path().to_str().unwrap()]).output().unwrap();
+    let out = Command::new(bin).args(["samples", "--data-dir", dir.path().to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("16 events, 40 quarantined"), "{stdout}");
@@ -138,9 +138,9 @@ fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
     std::fs::write(&nd, format!("{}\nnot json\n", input::VALID_SAMPLES.lines().next().unwrap())).unwrap();
     let out = Command::new(bin)
         .args([
+            "process",
             "--data-dir",
             dir.path().to_str().unwrap(),
-            "process",
             "--ndjson",
             nd.to_str().unwrap(),
             "--stream",
@@ -158,10 +158,10 @@ fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
         vec!["process", "--ndjson", "/nonexistent/file.ndjson"],
         vec!["process"],
         vec!["process", "--ndjson", nd.to_str().unwrap(), "--arrival", "yesterday"],
-        vec!["--prefix", "no-slash", "samples"],
+        vec!["samples", "--prefix", "no-slash"],
         vec!["process", "--event", nd.to_str().unwrap()],
     ] {
-        let out = Command::new(bin).args(["--data-dir", dir.path().to_str().unwrap()]).args(&args).output().unwrap();
+        let out = Command::new(bin).args(&args).arg("--data-dir").arg(dir.path()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{args:?}: {stderr}");

@@ -165,28 +165,41 @@ pub async fn load<S: ObjectStore>(store: &S, keys: &ShardKeys) -> Result<ShardSt
 /// Makes a committed record's files visible, then moves `head.json` to it and cleans up.
 /// Idempotent: a file whose staged copy is gone must already be visible.
 pub async fn publish<S: ObjectStore>(store: &S, keys: &ShardKeys, commit: &CommitRecord) -> Result<(), CommitError> {
-    futures::stream::iter(&commit.files)
-        .map(|f| async move {
-            if store.copy(&f.staged, &f.key).await? || store.exists(&f.key).await? {
-                Ok(())
-            } else {
-                Err(CommitError::Corrupt(format!(
-                    "commit {} lists {} but neither it nor its staged copy {} exists",
-                    commit.commit, f.key, f.staged
-                )))
-            }
-        })
+    // Owned inputs and named async functions (not closures returning async blocks) keep these
+    // futures `Send`, so a caller can spawn the handler.
+    let files: Vec<(String, String)> = commit.files.iter().map(|f| (f.staged.clone(), f.key.clone())).collect();
+    futures::stream::iter(files)
+        .map(|(staged, key)| publish_file(store, commit.commit, staged, key))
         .buffer_unordered(MAX_CONCURRENT_REQUESTS)
         .try_collect::<Vec<()>>()
         .await?;
     store.put(&keys.head(), commit_bytes(commit)).await?;
-    let obsolete = commit.files.iter().map(|f| f.staged.as_str()).chain(commit.superseded_snapshot.as_deref());
+    let obsolete: Vec<String> =
+        commit.files.iter().map(|f| f.staged.clone()).chain(commit.superseded_snapshot.clone()).collect();
     futures::stream::iter(obsolete)
-        .map(|k| store.delete(k))
+        .map(|key| delete_key(store, key))
         .buffer_unordered(MAX_CONCURRENT_REQUESTS)
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
+}
+
+async fn publish_file<S: ObjectStore>(store: &S, commit: u64, staged: String, key: String) -> Result<(), CommitError> {
+    if store.copy(&staged, &key).await? || store.exists(&key).await? {
+        Ok(())
+    } else {
+        Err(CommitError::Corrupt(format!(
+            "commit {commit} lists {key} but neither it nor its staged copy {staged} exists"
+        )))
+    }
+}
+
+async fn put_key<S: ObjectStore>(store: &S, key: String, body: Bytes) -> Result<(), StoreError> {
+    store.put(&key, body).await
+}
+
+async fn delete_key<S: ObjectStore>(store: &S, key: String) -> Result<(), StoreError> {
+    store.delete(&key).await
 }
 
 /// Writes staged files and the window, then creates the commit record. `Conflict` when commit
@@ -200,7 +213,7 @@ pub async fn write_commit<S: ObjectStore>(
 ) -> Result<(), CommitError> {
     let writes = staged.into_iter().chain(std::iter::once((commit.dedup_snapshot.clone(), snapshot)));
     futures::stream::iter(writes)
-        .map(|(key, body)| async move { store.put(&key, body).await })
+        .map(|(key, body)| put_key(store, key, body))
         .buffer_unordered(MAX_CONCURRENT_REQUESTS)
         .try_collect::<Vec<()>>()
         .await?;

@@ -117,12 +117,20 @@ class Proxy(BaseHTTPRequestHandler):
             conn.close()
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up mid-request (a cancelled SDK call) is not an error here."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     global UPSTREAM
     listen, upstream = int(sys.argv[1]), int(sys.argv[2])
     UPSTREAM = ("127.0.0.1", upstream)
-    server = ThreadingHTTPServer(("127.0.0.1", listen), Proxy)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", listen), Proxy)
     print(f"fault proxy on 127.0.0.1:{listen} -> 127.0.0.1:{upstream}", flush=True)
     server.serve_forever()
 

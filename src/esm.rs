@@ -1,0 +1,311 @@
+//! A local event source mapping that behaves like Lambda's for Kinesis: one poller per shard,
+//! in-order delivery, batch size and batching window, the 6 MB payload cap, retry from the
+//! lowest failed record of a partial batch response, bisect on error, maximum retry attempts
+//! and record age with an on-failure destination (a local folder), checkpoints and iterator
+//! age. It invokes the same handler as the Lambda function.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use model::ReasonCode;
+use processor::kinesis::InputRecord;
+use processor::Processor;
+use sink::store::ObjectStore;
+use sink::RecordMeta;
+
+use crate::stream::{EmbeddedStream, StreamRecord};
+
+/// Lambda's invocation payload limit.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Bytes of the Lambda event around one record's base64 data (ids, ARN, timestamps).
+const RECORD_ENVELOPE_BYTES: usize = 400;
+
+#[derive(Debug, Clone)]
+pub struct EsmConfig {
+    /// BatchSize: records per invocation at most.
+    pub batch_size: usize,
+    /// MaximumBatchingWindowInSeconds: how long to gather records before invoking.
+    pub batching_window: Duration,
+    pub max_payload_bytes: usize,
+    /// MaximumRetryAttempts (`None`: until the records expire).
+    pub max_retry_attempts: Option<u32>,
+    /// MaximumRecordAgeInSeconds (`None`: no limit).
+    pub max_record_age: Option<Duration>,
+    /// BisectBatchOnFunctionError.
+    pub bisect_on_error: bool,
+    /// The on-failure destination: a folder that receives a JSON file per discarded batch.
+    pub on_failure_dir: PathBuf,
+}
+
+impl EsmConfig {
+    pub fn new(on_failure_dir: PathBuf) -> Self {
+        EsmConfig {
+            batch_size: 1000,
+            batching_window: Duration::from_millis(500),
+            max_payload_bytes: MAX_PAYLOAD_BYTES,
+            max_retry_attempts: Some(10),
+            max_record_age: None,
+            bisect_on_error: true,
+            on_failure_dir,
+        }
+    }
+}
+
+/// The size a record adds to the invocation payload: its data in base64 plus the envelope.
+pub fn payload_size(r: &StreamRecord) -> usize {
+    r.data.len().div_ceil(3) * 4 + r.partition_key.len() + RECORD_ENVELOPE_BYTES
+}
+
+/// What to do after an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Everything up to `to` (exclusive) is done: checkpoint there.
+    Checkpoint { to: u64 },
+    /// Invoke again from `from` (the lowest failed record), with at most `limit` records.
+    Retry { from: u64, limit: usize },
+    /// Retries are exhausted: records `from..to` go to the on-failure destination, and the
+    /// checkpoint moves past them.
+    Discard { from: u64, to: u64 },
+}
+
+/// The per-shard state of the mapping: checkpoint, attempts, the current bisected batch size.
+#[derive(Debug, Clone, Default)]
+pub struct Cursor {
+    pub checkpoint: u64,
+    attempts: u32,
+    limit: Option<usize>,
+}
+
+impl Cursor {
+    /// Records the next invocation may take.
+    pub fn batch_limit(&self, cfg: &EsmConfig) -> usize {
+        self.limit.unwrap_or(cfg.batch_size).min(cfg.batch_size).max(1)
+    }
+
+    /// After invoking records at positions `first..=last`: `lowest_failed` is the position of the
+    /// lowest record the response named (or `first` when the invocation failed), `oldest_age` the
+    /// age of the batch's oldest record.
+    pub fn after(
+        &mut self,
+        cfg: &EsmConfig,
+        first: u64,
+        last: u64,
+        lowest_failed: Option<u64>,
+        oldest_age: Duration,
+    ) -> Decision {
+        let Some(failed) = lowest_failed else {
+            *self = Cursor { checkpoint: last + 1, attempts: 0, limit: None };
+            return Decision::Checkpoint { to: last + 1 };
+        };
+        let failed = failed.clamp(first, last);
+        self.attempts += 1;
+        let too_many = cfg.max_retry_attempts.is_some_and(|m| self.attempts > m);
+        let too_old = cfg.max_record_age.is_some_and(|m| oldest_age > m);
+        if too_many || too_old {
+            *self = Cursor { checkpoint: last + 1, attempts: 0, limit: None };
+            return Decision::Discard { from: failed, to: last + 1 };
+        }
+        self.checkpoint = failed;
+        let remaining = (last + 1 - failed) as usize;
+        self.limit = cfg.bisect_on_error.then(|| remaining.div_ceil(2).max(1));
+        Decision::Retry { from: failed, limit: self.batch_limit(cfg) }
+    }
+}
+
+/// Figures of the mapping, for the progress line and the summary.
+#[derive(Debug, Clone, Default)]
+pub struct EsmStats {
+    pub invocations: u64,
+    pub failed_invocations: u64,
+    pub records: u64,
+    pub events: u64,
+    pub quarantined: BTreeMap<ReasonCode, u64>,
+    pub duplicates: u64,
+    pub discarded: u64,
+    /// Per shard: checkpoint and iterator age (ms) of the last invocation.
+    pub shards: BTreeMap<String, (u64, i64)>,
+    /// Milliseconds from a record's arrival in the stream to its commit, per record.
+    pub latencies_ms: Vec<u32>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRecord> {
+    records
+        .iter()
+        .map(|r| InputRecord {
+            stream: stream.to_string(),
+            meta: RecordMeta {
+                shard_id: shard_id.to_string(),
+                sequence_number: r.sequence_number.clone(),
+                sub_sequence_number: 0,
+                partition_key: r.partition_key.clone(),
+                arrival_ms: r.arrival_ms,
+            },
+            data: r.data.to_vec(),
+            undecodable: false,
+        })
+        .collect()
+}
+
+/// Polls one shard until `stop` is set and the shard is drained.
+pub async fn poll_shard<S: ObjectStore>(
+    stream: Arc<EmbeddedStream>,
+    shard: usize,
+    processor: Arc<Processor<S>>,
+    cfg: EsmConfig,
+    stats: Arc<Mutex<EsmStats>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let shard_id = stream.shard_id(shard);
+    let mut cursor = Cursor::default();
+    let idle = Duration::from_millis(20);
+    loop {
+        let available = stream.end(shard) - cursor.checkpoint;
+        let stopping = stop.load(Ordering::SeqCst);
+        if available == 0 {
+            if stopping {
+                return Ok(());
+            }
+            tokio::time::sleep(idle).await;
+            continue;
+        }
+        let limit = cursor.batch_limit(&cfg);
+        let records = stream.read(shard, cursor.checkpoint, limit, cfg.max_payload_bytes, payload_size);
+        let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
+        let full = records.len() >= limit;
+        let waited = Duration::from_millis(now_ms().saturating_sub(first.arrival_ms).max(0) as u64);
+        if !full && !stopping && waited < cfg.batching_window {
+            tokio::time::sleep(idle.min(cfg.batching_window - waited)).await;
+            continue;
+        }
+        let (first_pos, last_pos, oldest_arrival) = (first.position, last.position, first.arrival_ms);
+        let report = processor.process(inputs(stream.name(), &shard_id, &records)).await;
+        let lowest_failed = report
+            .failed
+            .iter()
+            .filter_map(|seq| records.iter().find(|r| &r.sequence_number == seq).map(|r| r.position))
+            .min()
+            .or(report.error.as_ref().map(|_| first_pos));
+        let age = Duration::from_millis(now_ms().saturating_sub(oldest_arrival).max(0) as u64);
+        let decision = cursor.after(&cfg, first_pos, last_pos, lowest_failed, age);
+        let now = now_ms();
+        {
+            let mut st = stats.lock().unwrap_or_else(|e| e.into_inner());
+            st.invocations += 1;
+            st.shards.insert(shard_id.clone(), (cursor.checkpoint, now - last.arrival_ms));
+            match &decision {
+                Decision::Checkpoint { .. } => {
+                    st.records += records.len() as u64;
+                    st.events += report.events as u64;
+                    st.duplicates += report.duplicates as u64;
+                    for (code, n) in &report.quarantined_by_reason {
+                        *st.quarantined.entry(*code).or_default() += *n as u64;
+                    }
+                    st.latencies_ms
+                        .extend(records.iter().map(|r| (now - r.arrival_ms).clamp(0, u32::MAX as i64) as u32));
+                }
+                Decision::Retry { .. } => st.failed_invocations += 1,
+                Decision::Discard { from, to } => {
+                    st.failed_invocations += 1;
+                    st.discarded += to - from;
+                }
+            }
+        }
+        match decision {
+            Decision::Checkpoint { to } => stream.trim(shard, to),
+            Decision::Retry { .. } => {
+                tracing::warn!(
+                    shard = shard_id,
+                    error = report.error.as_deref().unwrap_or(""),
+                    "invocation failed; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Decision::Discard { from, to } => {
+                let discarded: Vec<_> = records.iter().filter(|r| r.position >= from).collect();
+                let note = serde_json::json!({
+                    "stream": stream.name(), "shard_id": shard_id,
+                    "first_sequence_number": discarded.first().map(|r| r.sequence_number.clone()),
+                    "last_sequence_number": discarded.last().map(|r| r.sequence_number.clone()),
+                    "records": discarded.len(),
+                    "error": report.error,
+                });
+                std::fs::create_dir_all(&cfg.on_failure_dir)?;
+                let file = cfg.on_failure_dir.join(format!("{shard_id}-{from:020}.json"));
+                std::fs::write(&file, serde_json::to_vec_pretty(&note)?)?;
+                tracing::error!(shard = shard_id, file = %file.display(), "retries exhausted; batch sent to the on-failure destination");
+                stream.trim(shard, to);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> EsmConfig {
+        EsmConfig { batch_size: 100, max_retry_attempts: Some(2), ..EsmConfig::new(PathBuf::from("unused")) }
+    }
+
+    #[test]
+    fn success_checkpoints_after_the_batch() {
+        let mut c = Cursor::default();
+        assert_eq!(c.batch_limit(&cfg()), 100);
+        assert_eq!(c.after(&cfg(), 0, 99, None, Duration::ZERO), Decision::Checkpoint { to: 100 });
+        assert_eq!(c.checkpoint, 100);
+    }
+
+    #[test]
+    fn a_partial_failure_retries_from_the_lowest_failed_record_bisected() {
+        let mut c = Cursor { checkpoint: 100, ..Cursor::default() };
+        // Records 100..=199, the response names 140 as the lowest failure.
+        assert_eq!(c.after(&cfg(), 100, 199, Some(140), Duration::ZERO), Decision::Retry { from: 140, limit: 30 });
+        assert_eq!((c.checkpoint, c.batch_limit(&cfg())), (140, 30));
+        // The half fails again at its start: halve again.
+        assert_eq!(c.after(&cfg(), 140, 169, Some(140), Duration::ZERO), Decision::Retry { from: 140, limit: 15 });
+        // Third failure: over MaximumRetryAttempts (2), to the destination.
+        assert_eq!(c.after(&cfg(), 140, 154, Some(140), Duration::ZERO), Decision::Discard { from: 140, to: 155 });
+        assert_eq!((c.checkpoint, c.batch_limit(&cfg())), (155, 100));
+    }
+
+    #[test]
+    fn without_bisect_the_whole_rest_is_retried_and_old_records_are_discarded() {
+        let no_bisect = EsmConfig {
+            bisect_on_error: false,
+            max_retry_attempts: None,
+            max_record_age: Some(Duration::from_secs(60)),
+            ..cfg()
+        };
+        let mut c = Cursor::default();
+        assert_eq!(
+            c.after(&no_bisect, 0, 99, Some(0), Duration::from_secs(1)),
+            Decision::Retry { from: 0, limit: 100 }
+        );
+        assert_eq!(
+            c.after(&no_bisect, 0, 99, Some(50), Duration::from_secs(61)),
+            Decision::Discard { from: 50, to: 100 }
+        );
+        // A lowest failure outside the batch is clamped into it.
+        let mut c = Cursor::default();
+        assert_eq!(c.after(&no_bisect, 10, 19, Some(3), Duration::ZERO), Decision::Retry { from: 10, limit: 100 });
+    }
+
+    #[test]
+    fn the_payload_estimate_counts_base64_and_the_envelope() {
+        let r = StreamRecord {
+            position: 0,
+            sequence_number: "1".into(),
+            partition_key: "pk".into(),
+            data: bytes::Bytes::from(vec![0u8; 300]),
+            arrival_ms: 0,
+        };
+        assert_eq!(payload_size(&r), 400 + 2 + RECORD_ENVELOPE_BYTES);
+    }
+}

@@ -1,0 +1,250 @@
+//! The main job: simulated storefront traffic (the producer) into an embedded stream, a local
+//! event source mapping invoking the shared Lambda handler, and the datasets under a local
+//! directory; then a summary reconciled with the producer's truth manifest.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use processor::Processor;
+use producer::kinesis::{self, Entry, SendConfig, SendStats};
+use producer::{Config, Faults, Storefront, Truth};
+use sink::store::LocalStore;
+
+use crate::esm::{self, EsmConfig, EsmStats};
+use crate::stream::{EmbeddedStream, ShardLimits};
+
+#[derive(Debug, Clone)]
+pub struct MainJob {
+    pub data_dir: PathBuf,
+    pub duration: Duration,
+    /// Records per second produced (and the storefront clock's speed, so that event times
+    /// follow the wall clock).
+    pub rate: f64,
+    pub shards: usize,
+    pub seed: u64,
+    pub shard_limits: Option<ShardLimits>,
+    pub faults: Faults,
+    pub esm: EsmConfig,
+    /// A live progress line on standard error.
+    pub progress: bool,
+}
+
+/// What a run did.
+pub struct Summary {
+    pub stream: String,
+    pub elapsed: Duration,
+    pub truth: serde_json::Value,
+    pub sent: SendStats,
+    pub esm: EsmStats,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
+    anyhow::ensure!(job.rate > 0.0, "--rate must be above 0: the storefront's clock follows it");
+    let store = LocalStore::new(&job.data_dir).with_context(|| format!("cannot use {}", job.data_dir.display()))?;
+    let processor = Arc::new(Processor::new(store, ""));
+    // A stream name per run: the processor's commit state is per stream, and a new embedded
+    // stream starts its sequence numbers again.
+    let name = format!("storefront-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
+    let stream = Arc::new(EmbeddedStream::new(&name, job.shards, job.shard_limits));
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let esm_stats = Arc::new(Mutex::new(EsmStats::default()));
+    let pollers: Vec<_> = (0..stream.shard_count())
+        .map(|shard| {
+            tokio::spawn(esm::poll_shard(
+                stream.clone(),
+                shard,
+                processor.clone(),
+                job.esm.clone(),
+                esm_stats.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    let sent = Arc::new(Mutex::new(SendStats::default()));
+    let produced = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = job.progress.then(|| {
+        let (sent, esm_stats, produced) = (sent.clone(), esm_stats.clone(), produced.clone());
+        tokio::spawn(async move {
+            let terminal = std::io::stderr().is_terminal();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let secs = started.elapsed().as_secs_f64();
+                let line = progress_line(
+                    secs,
+                    produced.load(Ordering::Relaxed),
+                    &sent.lock().unwrap_or_else(|e| e.into_inner()),
+                    &esm_stats.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+                if terminal {
+                    eprint!("\r\x1b[2K{line}");
+                } else if (secs as u64) % 10 == 0 {
+                    eprintln!("{line}");
+                }
+            }
+        })
+    });
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Entry>(8192);
+    let mut send_cfg = SendConfig::new(&name);
+    send_cfg.base_backoff = Duration::from_millis(20);
+    send_cfg.max_backoff = Duration::from_secs(1);
+    send_cfg.max_attempts = 50;
+    let sender = kinesis::send_all(&*stream, &send_cfg, rx, sent.clone(), job.seed.wrapping_add(1));
+    let mut storefront = Storefront::new(Config {
+        seed: job.seed,
+        start_ms: now_ms(),
+        events_per_second: job.rate,
+        daily_curve: false,
+        flash_sale_every_minutes: 0,
+        faults: job.faults,
+        ..Config::default()
+    });
+    let produced_count = produced.clone();
+    let generate = async move {
+        let mut truth = Truth::new();
+        let mut buf = Vec::with_capacity(1024);
+        let mut n = 0u64;
+        while started.elapsed() < job.duration {
+            let due = started + Duration::from_secs_f64(n as f64 / job.rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            // A chunk per millisecond of schedule keeps the timer cost low at high rates.
+            let chunk = (job.rate / 1000.0).ceil().max(1.0) as u64;
+            for _ in 0..chunk {
+                let g = storefront.next_record(&mut buf);
+                truth.add(&g);
+                let entry = Entry {
+                    data: bytes::Bytes::copy_from_slice(&buf),
+                    partition_key: g.partition_key,
+                    explicit_hash_key: None,
+                };
+                if tx.send(entry).await.is_err() {
+                    return truth;
+                }
+                n += 1;
+                produced_count.store(n, Ordering::Relaxed);
+            }
+        }
+        truth
+    };
+    let (given_up, truth) = tokio::join!(sender, generate);
+    let given_up = given_up.context("the embedded stream refused the records")?;
+    anyhow::ensure!(given_up.is_empty(), "{} records could not be put into the embedded stream", given_up.len());
+    stop.store(true, Ordering::SeqCst);
+    for p in pollers {
+        p.await.context("an event source mapping poller stopped")?.context("writing to the on-failure destination")?;
+    }
+    if let Some(p) = progress {
+        p.abort();
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+    }
+    let truth_json = truth.to_json(job.seed);
+    let truth_file = job.data_dir.join(format!("_truth-{name}.json"));
+    std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth_json)?)
+        .with_context(|| format!("cannot write {}", truth_file.display()))?;
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let esm = esm_stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(Summary { stream: name, elapsed: started.elapsed(), truth: truth_json, sent, esm })
+}
+
+fn progress_line(secs: f64, produced: u64, sent: &SendStats, esm: &EsmStats) -> String {
+    let age = esm.shards.values().map(|(_, age)| *age).max().unwrap_or(0);
+    let quarantined: u64 = esm.quarantined.values().sum();
+    format!(
+        "{secs:>5.0} s | produced {produced} ({:.0}/s) | in stream {} | processed {} ({:.0}/s): {} events, {quarantined} quarantined | max iterator age {:.1} s",
+        produced as f64 / secs.max(1e-9),
+        sent.sent,
+        esm.records,
+        esm.records as f64 / secs.max(1e-9),
+        esm.events,
+        age as f64 / 1000.0
+    )
+}
+
+fn percentile(sorted: &[u32], q: f64) -> u32 {
+    sorted.get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(0)
+}
+
+impl Summary {
+    /// Whether what the handler processed equals the producer's truth manifest.
+    pub fn reconciled(&self) -> bool {
+        let t = &self.truth["tables"];
+        let quarantined: u64 = self.esm.quarantined.values().sum();
+        self.esm.events == t["events"]["rows"].as_u64().unwrap_or(u64::MAX)
+            && quarantined == t["quarantine"]["rows"].as_u64().unwrap_or(u64::MAX)
+            && self.esm.discarded == 0
+    }
+
+    pub fn render(&self, data_dir: &std::path::Path) -> String {
+        let t = &self.truth["tables"];
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let mut lat = self.esm.latencies_ms.clone();
+        lat.sort_unstable();
+        let by_type = |k: &str| t["events"]["by_event_type"][k].as_u64().unwrap_or(0) as f64;
+        let pct = |a: f64, b: f64| if b > 0.0 { format!("{:.1}%", 100.0 * a / b) } else { "-".into() };
+        let quarantined: Vec<String> = self.esm.quarantined.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let revenue: BTreeMap<String, String> = t["order_items"]["line_total_minor_by_currency"]
+            .as_object()
+            .map(|m| m.iter().map(|(c, v)| (c.clone(), v.to_string())).collect())
+            .unwrap_or_default();
+        let revenue: Vec<String> = revenue.iter().map(|(c, v)| format!("{c} {v}")).collect();
+        let dir = data_dir.display();
+        format!(
+            "stream {stream}: {shards} shards, {secs:.1} s\n\
+             in:  {produced} records produced ({in_rate:.0}/s); put {sent}, throttled {throttled}, retried {retried}\n\
+             out: {events} events, {q} quarantined, {dups} duplicates dropped, {discarded} sent to the on-failure destination\n\
+             \x20    quarantined by reason: {qr}\n\
+             orders: {orders}; revenue (minor units): {revenue}\n\
+             funnel: product views per page view {f1}, add to cart per product view {f2}, checkout per add to cart {f3}, order per checkout {f4}\n\
+             throughput: {out_rate:.0} records/s processed, {inv} invocations ({failed} failed)\n\
+             latency from arrival in the stream to committed files: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, max {max} ms\n\
+             reconciled with the producer's truth manifest ({dir}/_truth-{stream}.json): {ok}\n\
+             \n\
+             Query the datasets in {dir}/ with DuckDB:\n\
+             \x20 duckdb -c \"SELECT event_type, count(*) FROM read_parquet('{dir}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"\n\
+             \x20 duckdb -c \"SELECT window_start, currency, sum(revenue_minor) FROM read_parquet('{dir}/sales_minute/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY 1 DESC LIMIT 20\"\n\
+             \x20 duckdb -c \"SELECT country, sum(checkouts), sum(orders) FROM read_parquet('{dir}/funnel_minute/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 3 DESC\"\n\
+             \x20 duckdb -c \"SELECT reason_code, count(*), any_value(reason) FROM read_parquet('{dir}/quarantine/**/*.parquet', hive_partitioning=true) GROUP BY 1\"",
+            stream = self.stream,
+            shards = self.esm.shards.len(),
+            produced = self.truth["records"],
+            in_rate = self.truth["records"].as_u64().unwrap_or(0) as f64 / secs,
+            sent = self.sent.sent,
+            throttled = self.sent.throttled,
+            retried = self.sent.retried,
+            events = self.esm.events,
+            q = self.esm.quarantined.values().sum::<u64>(),
+            dups = self.esm.duplicates,
+            discarded = self.esm.discarded,
+            qr = if quarantined.is_empty() { "-".to_string() } else { quarantined.join(", ") },
+            orders = by_type("order_placed"),
+            revenue = if revenue.is_empty() { "-".to_string() } else { revenue.join(", ") },
+            f1 = pct(by_type("product_view"), by_type("page_view")),
+            f2 = pct(by_type("add_to_cart"), by_type("product_view")),
+            f3 = pct(by_type("checkout_started"), by_type("add_to_cart")),
+            f4 = pct(by_type("order_placed"), by_type("checkout_started")),
+            out_rate = self.esm.records as f64 / secs,
+            inv = self.esm.invocations,
+            failed = self.esm.failed_invocations,
+            p50 = percentile(&lat, 0.5),
+            p95 = percentile(&lat, 0.95),
+            p99 = percentile(&lat, 0.99),
+            max = lat.last().copied().unwrap_or(0),
+            ok = if self.reconciled() { "yes" } else { "NO" },
+        )
+    }
+}

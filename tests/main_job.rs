@@ -1,0 +1,171 @@
+//! The main job at a reduced size, and the local event source mapping's failure handling, with
+//! the same handler as the Lambda function.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use orderstream::esm::{self, EsmConfig, EsmStats};
+use orderstream::pipeline::{self, MainJob};
+use orderstream::stream::EmbeddedStream;
+use processor::Processor;
+use producer::kinesis::Entry;
+use producer::Faults;
+use sink::store::{LocalStore, MemoryStore, ObjectStore, StoreError};
+use sink::Table;
+use support::{read_table, s};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = MainJob {
+        data_dir: dir.path().to_path_buf(),
+        duration: Duration::from_secs(3),
+        rate: 1500.0,
+        shards: 3,
+        seed: 4,
+        shard_limits: None,
+        faults: Faults { invalid_rate: 0.02, duplicate_rate: 0.01, late_rate: 0.02 },
+        esm: EsmConfig {
+            batch_size: 300,
+            batching_window: Duration::from_millis(200),
+            ..EsmConfig::new(dir.path().join("_on_failure"))
+        },
+        progress: false,
+    };
+    let summary = pipeline::run(&job).await.unwrap();
+    assert!(summary.reconciled(), "{}", summary.render(dir.path()));
+    let produced = summary.truth["records"].as_u64().unwrap();
+    assert!((4000..=4600).contains(&produced), "about 1,500 records/s for 3 s: {produced}");
+    assert_eq!(summary.esm.records, produced, "every record was processed");
+    assert_eq!(summary.esm.shards.len(), 3);
+    assert!(summary.esm.duplicates > 0 && summary.esm.discarded == 0);
+    let text = summary.render(dir.path());
+    assert!(
+        text.contains("reconciled with the producer's truth manifest")
+            && text.contains("p99")
+            && text.contains("duckdb -c")
+    );
+
+    // The datasets, with the parquet crate and with DuckDB (hive partitioning).
+    let store = LocalStore::new(dir.path()).unwrap();
+    let events = read_table(&store, "", Table::Events).await;
+    assert_eq!(events.len() as u64, summary.truth["tables"]["events"]["rows"].as_u64().unwrap());
+    assert!(events.iter().all(|(_, r)| s(r, "shard_id").starts_with("shardId-00000000000")));
+    support::aggregates_match_details(&store, "").await;
+    let report = support::python_report(&["--dir", dir.path().to_str().unwrap()]);
+    support::assert_contract_types(&report, &Table::ALL);
+    assert_eq!(report["checks"]["sales_mismatches"], 0);
+    assert_eq!(report["checks"]["funnel_mismatches"], 0);
+    assert_eq!(report["tables"]["quarantine"]["rows"], summary.truth["tables"]["quarantine"]["rows"]);
+}
+
+/// A memory store whose first `n` reads fail: each failed invocation fails once, at loading the
+/// shard's state, so the number of failed invocations is exact.
+struct FailingReads {
+    inner: MemoryStore,
+    left: AtomicUsize,
+}
+
+#[async_trait]
+impl ObjectStore for FailingReads {
+    fn describe(&self) -> String {
+        "failing".into()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        if self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::new("get", key, "failing", "injected: 503 SlowDown"));
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.inner.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        self.inner.put_if_absent(key, body).await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        self.inner.copy(from, to).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test]
+async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Arc::new(EmbeddedStream::new("esm", 1, None));
+    for n in 0..100 {
+        let data = format!(
+            r#"{{"event_id":"e-{n}","event_type":"page_view","event_time":"2026-11-23T12:00:00Z","session_id":"s","country":"US","device":"app","page":"/"}}"#
+        );
+        stream.put(&Entry { data: Bytes::from(data), partition_key: "s".into(), explicit_hash_key: None });
+    }
+    let store = FailingReads { inner: MemoryStore::new(), left: AtomicUsize::new(3) };
+    let processor = Arc::new(Processor::new(store, ""));
+    let cfg =
+        EsmConfig { batch_size: 40, max_retry_attempts: Some(2), ..EsmConfig::new(dir.path().join("_on_failure")) };
+    let stats = Arc::new(Mutex::new(EsmStats::default()));
+    // Stop as soon as the shard is drained.
+    esm::poll_shard(stream.clone(), 0, processor.clone(), cfg, stats.clone(), Arc::new(AtomicBool::new(true)))
+        .await
+        .unwrap();
+    let st = stats.lock().unwrap().clone();
+    // 0..40 fails, retried as 0..20 (bisected), then 0..10, which exhausts the 2 retries and
+    // goes to the destination; then 10..50, 50..90 and 90..100 succeed.
+    assert_eq!((st.invocations, st.failed_invocations, st.discarded, st.records), (6, 3, 10, 90));
+    let note: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("_on_failure/shardId-000000000000-00000000000000000000.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(note["records"], 10);
+    assert!(note["error"].as_str().unwrap().contains("503 SlowDown"));
+    let mut ids: Vec<u32> = read_table(processor.store(), "", Table::Events)
+        .await
+        .into_iter()
+        .map(|(_, r)| s(&r, "event_id")[2..].parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (10..100).collect::<Vec<_>>());
+    assert_eq!(stream.end(0), 100);
+}
+
+#[test]
+fn the_cli_runs_the_main_job_and_refuses_bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_orderstream");
+    let out = std::process::Command::new(bin)
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--duration", "1", "--rate", "300", "--shards", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 shards") && stdout.contains("manifest") && stdout.contains(": yes"), "{stdout}");
+    for args in [
+        vec!["--rate", "0"],
+        vec!["--duration", "-3"],
+        vec!["--invalid-rate", "3"],
+        vec!["--shards", "0"],
+        vec!["--bucket", "b"],
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.starts_with("error") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
