@@ -88,7 +88,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
                 );
                 if terminal {
                     eprint!("\r\x1b[2K{line}");
-                } else if (secs as u64) % 10 == 0 {
+                } else if (secs as u64).is_multiple_of(10) {
                     eprintln!("{line}");
                 }
             }
