@@ -72,6 +72,17 @@ struct RunArgs {
     /// Event source mapping: batching window in milliseconds.
     #[arg(long, default_value_t = 500)]
     batching_window_ms: u64,
+    /// Event source mapping: retries of a failing batch before it goes to the on-failure
+    /// destination (./data/_on_failure/); -1 retries until the records are too old.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..=10000))]
+    max_retry_attempts: i64,
+    /// Event source mapping: records older than this many seconds go to the on-failure
+    /// destination instead of being retried again.
+    #[arg(long, value_parser = positive)]
+    max_record_age: Option<f64>,
+    /// Event source mapping: retry a failed batch whole instead of halving it.
+    #[arg(long)]
+    no_bisect: bool,
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -166,6 +177,9 @@ async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
     let mut esm = EsmConfig::new(data_dir.join("_on_failure"));
     esm.batch_size = a.batch_size as usize;
     esm.batching_window = Duration::from_millis(a.batching_window_ms);
+    esm.max_retry_attempts = u32::try_from(a.max_retry_attempts).ok();
+    esm.max_record_age = a.max_record_age.map(Duration::from_secs_f64);
+    esm.bisect_on_error = !a.no_bisect;
     let job = MainJob {
         data_dir: data_dir.clone(),
         duration: Duration::from_secs_f64(a.duration),
