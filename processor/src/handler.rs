@@ -1,7 +1,7 @@
 //! The batch handler shared by the Lambda function, the local pipeline, the tests and the
 //! benchmarks: records in, datasets committed exactly once, failed sequence numbers out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use aws_lambda_events::streams::KinesisEventResponse;
@@ -18,6 +18,8 @@ const MAX_CONFLICT_RETRIES: usize = 3;
 /// What one shard's part of a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
+    /// The stream the records came from.
+    pub stream: String,
     pub records: usize,
     /// Records at or below the last committed sequence number (a redelivery): skipped.
     pub already_committed: usize,
@@ -27,13 +29,21 @@ pub struct BatchReport {
     /// Valid events whose `event_id` was already kept within the window: dropped.
     pub duplicates: usize,
     pub files: usize,
+    /// Orders committed, and the sum of their line totals per currency (minor units).
+    pub orders: usize,
+    pub revenue_minor: BTreeMap<String, i128>,
     /// Sequence numbers to report as failed (Lambda retries from the lowest).
     pub failed: Vec<String>,
     pub error: Option<String>,
+    /// Wall time of the whole batch, in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 impl BatchReport {
     fn merge(&mut self, o: BatchReport) {
+        if self.stream.is_empty() {
+            self.stream = o.stream;
+        }
         self.records += o.records;
         self.already_committed += o.already_committed;
         self.events += o.events;
@@ -46,6 +56,10 @@ impl BatchReport {
         }
         self.duplicates += o.duplicates;
         self.files += o.files;
+        self.orders += o.orders;
+        for (currency, v) in o.revenue_minor {
+            *self.revenue_minor.entry(currency).or_default() += v;
+        }
         self.failed.extend(o.failed);
         self.error = self.error.take().or(o.error);
     }
@@ -67,17 +81,19 @@ impl<S: ObjectStore> Processor<S> {
         &self.store
     }
 
-    /// The Lambda entry point: a Kinesis event in, the partial batch response out.
-    pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
+    /// The Lambda entry point: a Kinesis event in, the partial batch response out (and the
+    /// batch's report, for metrics).
+    pub async fn handle(&self, event: KinesisEvent) -> (KinesisEventResponse, BatchReport) {
         let records = event.records.into_iter().map(|r| r.into_input()).collect();
         let report = self.process(records).await;
         let mut response = KinesisEventResponse::default();
-        response.set_failures(report.failed);
-        response
+        response.set_failures(report.failed.iter().cloned());
+        (response, report)
     }
 
     /// Processes a batch (records of one or more shards, each shard's in sequence order).
     pub async fn process(&self, records: Vec<InputRecord>) -> BatchReport {
+        let started = std::time::Instant::now();
         let mut groups: Vec<((String, String), Vec<InputRecord>)> = Vec::new();
         for r in records {
             let key = (r.stream.clone(), r.meta.shard_id.clone());
@@ -107,6 +123,7 @@ impl<S: ObjectStore> Processor<S> {
             }
             total.merge(report);
         }
+        total.elapsed_ms = started.elapsed().as_millis() as u64;
         total
     }
 
@@ -158,7 +175,13 @@ impl<S: ObjectStore> Processor<S> {
             .filter(|s| watermark.as_deref().is_none_or(|w| cmp_sequence(s, w) == std::cmp::Ordering::Greater))
             .cloned()
             .collect();
-        BatchReport { records: records.len(), failed, error: Some(last_error), ..Default::default() }
+        BatchReport {
+            stream: stream.to_string(),
+            records: records.len(),
+            failed,
+            error: Some(last_error),
+            ..Default::default()
+        }
     }
 
     async fn commit_batch(
@@ -167,7 +190,7 @@ impl<S: ObjectStore> Processor<S> {
         mut state: ShardState,
         records: &[InputRecord],
     ) -> Result<(ShardState, BatchReport), CommitError> {
-        let mut report = BatchReport { records: records.len(), ..Default::default() };
+        let mut report = BatchReport { stream: keys.stream.clone(), records: records.len(), ..Default::default() };
         let fresh: Vec<&InputRecord> = records.iter().filter(|r| !state.covers(&r.meta.sequence_number)).collect();
         report.already_committed = records.len() - fresh.len();
         let Some(last) = fresh.last() else { return Ok((state, report)) };
@@ -182,7 +205,14 @@ impl<S: ObjectStore> Processor<S> {
             };
             match outcome {
                 Ok(event) if state.dedup.is_duplicate(&event.event_id, r.meta.arrival_ms) => report.duplicates += 1,
-                Ok(event) => builder.add_event(&event, &r.meta),
+                Ok(event) => {
+                    if let (Some(order), Some(currency)) = (&event.order, &event.currency) {
+                        report.orders += 1;
+                        let lines: i128 = order.items.iter().map(|i| i128::from(i.line_total_minor)).sum();
+                        *report.revenue_minor.entry(currency.clone()).or_default() += lines;
+                    }
+                    builder.add_event(&event, &r.meta)
+                }
                 Err(rejection) => {
                     *by_reason.entry(rejection.code).or_default() += 1;
                     builder.add_rejection(&r.meta, &rejection, &r.data);

@@ -3,7 +3,8 @@
 //! - [`kinesis`]: the Lambda Kinesis event and the records it carries;
 //! - [`Processor`]: validation, de-duplication and the per-shard commit protocol over any
 //!   [`sink::store::ObjectStore`];
-//! - [`config`]: the environment of contract section 3.
+//! - [`config`]: the environment of contract section 3;
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch.
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
 
@@ -12,5 +13,6 @@ pub mod config;
 pub mod dedup;
 mod handler;
 pub mod kinesis;
+pub mod metrics;
 
 pub use handler::{BatchReport, Processor};

@@ -30,7 +30,9 @@ async fn main() -> Result<(), Error> {
     let processor = Processor::new(store, prefix);
     let processor = &processor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
-        Ok::<_, Error>(processor.handle(event.payload).await)
+        let (response, report) = processor.handle(event.payload).await;
+        processor::metrics::emit(&report);
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -189,6 +189,17 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     assert_eq!(committed[0]["fields"]["events"], (count - count / 50) as u64);
     assert_eq!(committed[1]["fields"]["already_committed"], count as u64);
     assert!(!logs.contains('\u{1b}'), "no ANSI colours in Lambda logs");
+    // CloudWatch Embedded Metric Format lines for each invocation.
+    let emf: Vec<_> = lines.iter().filter(|l| l["_aws"].is_object() && l["RecordsIn"].is_number()).collect();
+    assert_eq!(emf.len(), 2, "{logs}");
+    assert_eq!(emf[0]["RecordsIn"], count as u64);
+    assert_eq!(emf[0]["Quarantined"], (count / 50) as u64);
+    // Every fourth record is a valid order (the invalid ones, n % 50 == 49, never are).
+    assert_eq!(emf[0]["Orders"], (count / 4) as u64);
+    assert_eq!(emf[1]["AlreadyCommitted"], count as u64);
+    let by_reason = lines.iter().find(|l| l["ReasonCode"] == "invalid_json").expect("quarantine by reason");
+    assert_eq!(by_reason["QuarantinedByReason"], (count / 50) as u64);
+    assert!(lines.iter().any(|l| l["Currency"] == "JPY" && l["RevenueMinor"].as_f64().unwrap() > 0.0));
     let objects = tokio.block_on(s3.list_objects_v2().bucket("lake").prefix("analytics/events/").send()).unwrap();
     assert!(objects.key_count().unwrap_or(0) >= 1);
     eprintln!("{count} records, {size} bytes of event: peak RSS {peak} KiB");

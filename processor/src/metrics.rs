@@ -1,0 +1,131 @@
+//! CloudWatch Embedded Metric Format: one JSON line per metric set on standard output, which
+//! Lambda's log pipeline turns into CloudWatch metrics without an API call.
+//!
+//! Namespace `Orderstream`, dimension `Stream`: `RecordsIn`, `Events`, `Quarantined`,
+//! `Duplicates`, `AlreadyCommitted`, `FailedRecords`, `Orders` (counts) and `BatchLatency`
+//! (milliseconds); with `Stream` and `ReasonCode`: `QuarantinedByReason`; with `Stream` and
+//! `Currency`: `RevenueMinor` (the sum of order line totals, in minor units).
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::BatchReport;
+
+pub const NAMESPACE: &str = "Orderstream";
+
+fn document(timestamp_ms: i64, dimensions: &[&str], metrics: &[(&str, &str)], values: Value) -> Value {
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [dimensions],
+                "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        },
+    });
+    if let (Some(doc), Value::Object(values)) = (doc.as_object_mut(), values) {
+        doc.extend(values);
+    }
+    doc
+}
+
+/// The EMF documents of one batch.
+pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
+    let stream = &report.stream;
+    let mut docs = vec![document(
+        timestamp_ms,
+        &["Stream"],
+        &[
+            ("RecordsIn", "Count"),
+            ("Events", "Count"),
+            ("Quarantined", "Count"),
+            ("Duplicates", "Count"),
+            ("AlreadyCommitted", "Count"),
+            ("FailedRecords", "Count"),
+            ("Orders", "Count"),
+            ("BatchLatency", "Milliseconds"),
+        ],
+        json!({
+            "Stream": stream,
+            "RecordsIn": report.records,
+            "Events": report.events,
+            "Quarantined": report.quarantined,
+            "Duplicates": report.duplicates,
+            "AlreadyCommitted": report.already_committed,
+            "FailedRecords": report.failed.len(),
+            "Orders": report.orders,
+            "BatchLatency": report.elapsed_ms,
+        }),
+    )];
+    for (code, n) in &report.quarantined_by_reason {
+        docs.push(document(
+            timestamp_ms,
+            &["Stream", "ReasonCode"],
+            &[("QuarantinedByReason", "Count")],
+            json!({"Stream": stream, "ReasonCode": code.as_str(), "QuarantinedByReason": n}),
+        ));
+    }
+    for (currency, revenue) in &report.revenue_minor {
+        docs.push(document(
+            timestamp_ms,
+            &["Stream", "Currency"],
+            &[("RevenueMinor", "None")],
+            json!({"Stream": stream, "Currency": currency, "RevenueMinor": *revenue as f64}),
+        ));
+    }
+    docs
+}
+
+/// Writes the batch's documents to standard output, one line each. A failed write loses
+/// metrics, never the batch.
+pub fn emit(report: &BatchReport) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let mut out = std::io::stdout().lock();
+    for doc in documents(report, now) {
+        let _ = writeln!(out, "{doc}");
+    }
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::ReasonCode;
+
+    #[test]
+    fn a_batch_becomes_emf_documents() {
+        let report = BatchReport {
+            stream: "orders".into(),
+            records: 10,
+            events: 7,
+            quarantined: 2,
+            quarantined_by_reason: vec![(ReasonCode::InvalidJson, 2)],
+            duplicates: 1,
+            orders: 3,
+            revenue_minor: [("EUR".to_string(), 1500i128), ("JPY".to_string(), 99)].into(),
+            elapsed_ms: 42,
+            ..Default::default()
+        };
+        let docs = documents(&report, 1_795_435_200_000);
+        assert_eq!(docs.len(), 4);
+        let main = &docs[0];
+        assert_eq!(main["_aws"]["Timestamp"], 1_795_435_200_000i64);
+        let spec = &main["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(spec["Namespace"], "Orderstream");
+        assert_eq!(spec["Dimensions"], json!([["Stream"]]));
+        // Every metric named in the spec has a value at the top level.
+        for m in spec["Metrics"].as_array().unwrap() {
+            assert!(main[m["Name"].as_str().unwrap()].is_number(), "{m}");
+        }
+        assert_eq!(
+            (main["RecordsIn"].as_u64(), main["Orders"].as_u64(), main["BatchLatency"].as_u64()),
+            (Some(10), Some(3), Some(42))
+        );
+        assert_eq!(docs[1]["ReasonCode"], "invalid_json");
+        assert_eq!(docs[1]["QuarantinedByReason"], 2);
+        assert_eq!((docs[2]["Currency"].as_str(), docs[2]["RevenueMinor"].as_f64()), (Some("EUR"), Some(1500.0)));
+        assert_eq!(docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stream", "Currency"]]));
+    }
+}
