@@ -18,6 +18,52 @@ use sink::RecordMeta;
 
 use crate::stream::{EmbeddedStream, StreamRecord};
 
+/// One shard as the mapping reads it: records at positions 0, 1, 2, ... of this run.
+#[async_trait::async_trait]
+pub trait ShardSource: Send + Sync {
+    fn stream_name(&self) -> &str;
+    fn shard_id(&self) -> &str;
+    /// The position after the last record available now (a source may fetch more first).
+    async fn end(&self) -> std::io::Result<u64>;
+    /// Up to `max_records` records from `position` on, within `max_bytes` (by `payload_size`).
+    fn read(&self, position: u64, max_records: usize, max_bytes: usize) -> Vec<StreamRecord>;
+    /// The records before `position` are checkpointed: the source may forget them.
+    fn trim(&self, position: u64);
+}
+
+/// A shard of the embedded stream.
+pub struct EmbeddedShard {
+    pub stream: Arc<EmbeddedStream>,
+    pub shard: usize,
+    shard_id: String,
+}
+
+impl EmbeddedShard {
+    pub fn new(stream: Arc<EmbeddedStream>, shard: usize) -> Self {
+        let shard_id = stream.shard_id(shard);
+        EmbeddedShard { stream, shard, shard_id }
+    }
+}
+
+#[async_trait::async_trait]
+impl ShardSource for EmbeddedShard {
+    fn stream_name(&self) -> &str {
+        self.stream.name()
+    }
+    fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+    async fn end(&self) -> std::io::Result<u64> {
+        Ok(self.stream.end(self.shard))
+    }
+    fn read(&self, position: u64, max_records: usize, max_bytes: usize) -> Vec<StreamRecord> {
+        self.stream.read(self.shard, position, max_records, max_bytes, payload_size)
+    }
+    fn trim(&self, position: u64) {
+        self.stream.trim(self.shard, position)
+    }
+}
+
 /// Lambda's invocation payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// Bytes of the Lambda event around one record's base64 data (ids, ARN, timestamps).
@@ -154,19 +200,18 @@ fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRe
 }
 
 /// Polls one shard until `stop` is set and the shard is drained.
-pub async fn poll_shard<S: ObjectStore>(
-    stream: Arc<EmbeddedStream>,
-    shard: usize,
+pub async fn poll_shard<S: ObjectStore, Src: ShardSource>(
+    source: Src,
     processor: Arc<Processor<S>>,
     cfg: EsmConfig,
     stats: Arc<Mutex<EsmStats>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    let shard_id = stream.shard_id(shard);
+    let shard_id = source.shard_id().to_string();
     let mut cursor = Cursor::default();
     let idle = Duration::from_millis(20);
     loop {
-        let available = stream.end(shard) - cursor.checkpoint;
+        let available = source.end().await?.saturating_sub(cursor.checkpoint);
         let stopping = stop.load(Ordering::SeqCst);
         if available == 0 {
             if stopping {
@@ -176,7 +221,7 @@ pub async fn poll_shard<S: ObjectStore>(
             continue;
         }
         let limit = cursor.batch_limit(&cfg);
-        let records = stream.read(shard, cursor.checkpoint, limit, cfg.max_payload_bytes, payload_size);
+        let records = source.read(cursor.checkpoint, limit, cfg.max_payload_bytes);
         let (Some(first), Some(last)) = (records.first(), records.last()) else { continue };
         let full = records.len() >= limit;
         let waited = Duration::from_millis(now_ms().saturating_sub(first.arrival_ms).max(0) as u64);
@@ -185,7 +230,7 @@ pub async fn poll_shard<S: ObjectStore>(
             continue;
         }
         let (first_pos, last_pos, oldest_arrival) = (first.position, last.position, first.arrival_ms);
-        let report = processor.process(inputs(stream.name(), &shard_id, &records)).await;
+        let report = processor.process(inputs(source.stream_name(), &shard_id, &records)).await;
         let lowest_failed = report
             .failed
             .iter()
@@ -218,7 +263,7 @@ pub async fn poll_shard<S: ObjectStore>(
             }
         }
         match decision {
-            Decision::Checkpoint { to } => stream.trim(shard, to),
+            Decision::Checkpoint { to } => source.trim(to),
             Decision::Retry { .. } => {
                 tracing::warn!(
                     shard = shard_id,
@@ -230,7 +275,7 @@ pub async fn poll_shard<S: ObjectStore>(
             Decision::Discard { from, to } => {
                 let discarded: Vec<_> = records.iter().filter(|r| r.position >= from).collect();
                 let note = serde_json::json!({
-                    "stream": stream.name(), "shard_id": shard_id,
+                    "stream": source.stream_name(), "shard_id": shard_id,
                     "first_sequence_number": discarded.first().map(|r| r.sequence_number.clone()),
                     "last_sequence_number": discarded.last().map(|r| r.sequence_number.clone()),
                     "records": discarded.len(),
@@ -240,7 +285,7 @@ pub async fn poll_shard<S: ObjectStore>(
                 let file = cfg.on_failure_dir.join(format!("{shard_id}-{from:020}.json"));
                 std::fs::write(&file, serde_json::to_vec_pretty(&note)?)?;
                 tracing::error!(shard = shard_id, file = %file.display(), "retries exhausted; batch sent to the on-failure destination");
-                stream.trim(shard, to);
+                source.trim(to);
             }
         }
     }

@@ -61,8 +61,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     let pollers: Vec<_> = (0..stream.shard_count())
         .map(|shard| {
             tokio::spawn(esm::poll_shard(
-                stream.clone(),
-                shard,
+                esm::EmbeddedShard::new(stream.clone(), shard),
                 processor.clone(),
                 job.esm.clone(),
                 esm_stats.clone(),

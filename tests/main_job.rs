@@ -118,9 +118,8 @@ async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destina
         EsmConfig { batch_size: 40, max_retry_attempts: Some(2), ..EsmConfig::new(dir.path().join("_on_failure")) };
     let stats = Arc::new(Mutex::new(EsmStats::default()));
     // Stop as soon as the shard is drained.
-    esm::poll_shard(stream.clone(), 0, processor.clone(), cfg, stats.clone(), Arc::new(AtomicBool::new(true)))
-        .await
-        .unwrap();
+    let source = esm::EmbeddedShard::new(stream.clone(), 0);
+    esm::poll_shard(source, processor.clone(), cfg, stats.clone(), Arc::new(AtomicBool::new(true))).await.unwrap();
     let st = stats.lock().unwrap().clone();
     // 0..40 fails, retried as 0..20 (bisected), then 0..10, which exhausts the 2 retries and
     // goes to the destination; then 10..50, 50..90 and 90..100 succeed.
