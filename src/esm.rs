@@ -29,6 +29,11 @@ pub trait ShardSource: Send + Sync {
     fn read(&self, position: u64, max_records: usize, max_bytes: usize) -> Vec<StreamRecord>;
     /// The records before `position` are checkpointed: the source may forget them.
     fn trim(&self, position: u64);
+    /// Whether the source has nothing more to give now (for a remote stream: its last read came
+    /// back empty), so that a stopping poller with nothing left to process may end.
+    fn caught_up(&self) -> bool {
+        true
+    }
 }
 
 /// A shard of the embedded stream.
@@ -214,7 +219,7 @@ pub async fn poll_shard<S: ObjectStore, Src: ShardSource>(
         let available = source.end().await?.saturating_sub(cursor.checkpoint);
         let stopping = stop.load(Ordering::SeqCst);
         if available == 0 {
-            if stopping {
+            if stopping && source.caught_up() {
                 return Ok(());
             }
             tokio::time::sleep(idle).await;

@@ -3,6 +3,7 @@
 //! shared handler), inputs for the handler (Lambda event files, NDJSON, the bundled contract
 //! samples), the choice of store, and fault injection for the crash tests.
 
+pub mod consume;
 pub mod crash;
 pub mod esm;
 pub mod input;

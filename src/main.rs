@@ -13,8 +13,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::time::Duration;
 
+use producer::kinesis::KinesisApi;
+
+use orderstream::consume::KinesisShard;
 use orderstream::crash::CrashAfterWrites;
-use orderstream::esm::EsmConfig;
+use orderstream::esm::{self, EsmConfig, EsmStats};
 use orderstream::input::{self, Placement};
 use orderstream::pipeline::{self, MainJob};
 use orderstream::stream::ShardLimits;
@@ -98,6 +101,34 @@ enum Command {
     Samples(SamplesArgs),
     /// Run the Lambda handler over records from a file, as one batch.
     Process(ProcessArgs),
+    /// Run the event source mapping against a real Kinesis stream (AWS SDK environment:
+    /// AWS_REGION, credentials, AWS_ENDPOINT_URL), outside Lambda, until stopped.
+    Consume(ConsumeArgs),
+}
+
+#[derive(clap::Args)]
+struct ConsumeArgs {
+    /// The Kinesis stream to read.
+    #[arg(long)]
+    stream: String,
+    #[command(flatten)]
+    dir: DataDir,
+    /// With a bucket the datasets go to S3 instead of the data directory.
+    #[command(flatten)]
+    output: OutputConfig,
+    /// Start at the newest records instead of the oldest retained (what is already committed is
+    /// skipped either way).
+    #[arg(long)]
+    latest: bool,
+    /// Stop after this many seconds, once what was read is processed (default: until Ctrl-C).
+    #[arg(long, value_parser = positive)]
+    duration: Option<f64>,
+    /// Records per invocation at most.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    batch_size: u64,
+    /// Batching window in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    batching_window_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -203,17 +234,65 @@ async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
     Ok(summary.reconciled())
 }
 
+async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    anyhow::ensure!(
+        shared.region().is_some(),
+        "no AWS region configured: set AWS_REGION (for example AWS_REGION=us-east-1)"
+    );
+    let client = aws_sdk_kinesis::Client::new(&shared);
+    let shards = producer::kinesis::SdkKinesis::new(client.clone()).open_shards(&a.stream).await?;
+    let store = orderstream::open_store(a.output.bucket.as_deref(), &a.dir.data_dir).await?;
+    let processor = Arc::new(Processor::new(store, a.output.prefix.clone()));
+    let mut cfg = EsmConfig::new(a.dir.data_dir.join("_on_failure"));
+    cfg.batch_size = a.batch_size as usize;
+    cfg.batching_window = Duration::from_millis(a.batching_window_ms);
+    let stats = Arc::new(std::sync::Mutex::new(EsmStats::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for shard in &shards {
+        let source = KinesisShard::open(client.clone(), &a.stream, &shard.id, !a.latest).await?;
+        pollers.push(tokio::spawn(esm::poll_shard(
+            source,
+            processor.clone(),
+            cfg.clone(),
+            stats.clone(),
+            stop.clone(),
+        )));
+    }
+    eprintln!("consuming {} ({} shards) into {}; Ctrl-C to stop", a.stream, shards.len(), processor.store().describe());
+    match a.duration {
+        Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
+        None => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?,
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for p in pollers {
+        p.await.context("a shard poller stopped")??;
+    }
+    let st = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    println!(
+        "{} records: {} events, {} quarantined, {} duplicates dropped; {} invocations ({} failed), {} records sent to {}",
+        st.records,
+        st.events,
+        st.quarantined.values().sum::<u64>(),
+        st.duplicates,
+        st.invocations,
+        st.failed_invocations,
+        st.discarded,
+        cfg.on_failure_dir.display()
+    );
+    Ok(st.discarded == 0)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let Some(command) = cli.command else {
         return main_job(cli.run).await;
     };
-    let (output, data_dir) = match &command {
-        Command::Samples(a) => (a.output.clone(), a.dir.data_dir.clone()),
-        Command::Process(p) => (p.output.clone(), p.dir.data_dir.clone()),
-    };
-    let store = orderstream::open_store(output.bucket.as_deref(), &data_dir).await?;
-    let (records, crash_after) = match command {
-        Command::Samples(_) => (input::sample_records("samples", "shardId-000000000000")?, None),
+    let (output, data_dir, records, crash_after) = match command {
+        Command::Consume(a) => return consume(a).await,
+        Command::Samples(a) => {
+            (a.output, a.dir.data_dir, input::sample_records("samples", "shardId-000000000000")?, None)
+        }
         Command::Process(p) => {
             let records = match (&p.event, &p.ndjson) {
                 (Some(path), _) => input::event_records(
@@ -230,9 +309,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 (None, None) => unreachable!("clap requires --event or --ndjson"),
             };
             let records: Vec<_> = records.into_iter().skip(p.skip).take(p.take.unwrap_or(usize::MAX)).collect();
-            (records, p.crash_after_writes)
+            (p.output, p.dir.data_dir, records, p.crash_after_writes)
         }
     };
+    let store = orderstream::open_store(output.bucket.as_deref(), &data_dir).await?;
     let store: Arc<dyn ObjectStore> = match crash_after {
         Some(n) => Arc::new(CrashAfterWrites::new(store, n)),
         None => store,

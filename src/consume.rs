@@ -1,0 +1,153 @@
+//! `consume`: the local event source mapping against a real Kinesis endpoint (AWS, or
+//! moto_server), so the processor can run outside Lambda. Each open shard is read with
+//! GetShardIterator and GetRecords (at most 5 calls a second, the service's limit per shard);
+//! fetched records stay buffered until they are checkpointed, so a retry re-reads nothing.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+use bytes::Bytes;
+
+use crate::esm::{payload_size, ShardSource};
+use crate::stream::StreamRecord;
+
+/// GetRecords calls per second and shard that Kinesis allows.
+const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
+/// Records buffered ahead of the checkpoint at most.
+const MAX_BUFFERED: usize = 20_000;
+
+struct Buffer {
+    records: VecDeque<StreamRecord>,
+    /// Position of `records[0]`.
+    first: u64,
+    next: u64,
+}
+
+struct Reader {
+    iterator: Option<String>,
+    last_call: Option<Instant>,
+}
+
+pub struct KinesisShard {
+    client: Client,
+    stream: String,
+    shard_id: String,
+    buffer: Mutex<Buffer>,
+    reader: tokio::sync::Mutex<Reader>,
+    /// Whether the last GetRecords call returned no record (or the shard is closed).
+    caught_up: AtomicBool,
+}
+
+fn io_error(what: &str, e: impl std::fmt::Display) -> std::io::Error {
+    let text = e.to_string();
+    std::io::Error::other(format!("{what}: {}", text.split_whitespace().collect::<Vec<_>>().join(" ")))
+}
+
+impl KinesisShard {
+    /// Opens a shard at the start of its retention (`TRIM_HORIZON`) or at its end (`LATEST`).
+    pub async fn open(client: Client, stream: &str, shard_id: &str, from_start: bool) -> std::io::Result<Self> {
+        let kind = if from_start { ShardIteratorType::TrimHorizon } else { ShardIteratorType::Latest };
+        let out = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard_id)
+            .shard_iterator_type(kind)
+            .send()
+            .await
+            .map_err(|e| {
+                io_error(
+                    &format!("GetShardIterator {stream}/{shard_id}"),
+                    aws_sdk_kinesis::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(KinesisShard {
+            client,
+            stream: stream.to_string(),
+            shard_id: shard_id.to_string(),
+            buffer: Mutex::new(Buffer { records: VecDeque::new(), first: 0, next: 0 }),
+            reader: tokio::sync::Mutex::new(Reader { iterator: out.shard_iterator, last_call: None }),
+            caught_up: AtomicBool::new(false),
+        })
+    }
+
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One GetRecords call, if the shard is open, the buffer has room and the rate allows.
+    async fn fetch(&self) -> std::io::Result<()> {
+        let mut reader = self.reader.lock().await;
+        let Some(iterator) = reader.iterator.clone() else {
+            self.caught_up.store(true, Ordering::SeqCst);
+            return Ok(());
+        };
+        if self.buffer().records.len() >= MAX_BUFFERED
+            || reader.last_call.is_some_and(|t| t.elapsed() < MIN_CALL_INTERVAL)
+        {
+            return Ok(());
+        }
+        reader.last_call = Some(Instant::now());
+        let out = self.client.get_records().shard_iterator(iterator).limit(10_000).send().await.map_err(|e| {
+            io_error(
+                &format!("GetRecords {}/{}", self.stream, self.shard_id),
+                aws_sdk_kinesis::error::DisplayErrorContext(e),
+            )
+        })?;
+        reader.iterator = out.next_shard_iterator().map(str::to_string);
+        self.caught_up.store(out.records().is_empty(), Ordering::SeqCst);
+        let mut b = self.buffer();
+        for r in out.records() {
+            let position = b.next;
+            b.next += 1;
+            b.records.push_back(StreamRecord {
+                position,
+                sequence_number: r.sequence_number().to_string(),
+                partition_key: r.partition_key().unwrap_or_default().to_string(),
+                data: Bytes::copy_from_slice(r.data().as_ref()),
+                arrival_ms: r.approximate_arrival_timestamp().map_or(0, |t| t.to_millis().unwrap_or(0)),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ShardSource for KinesisShard {
+    fn stream_name(&self) -> &str {
+        &self.stream
+    }
+    fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+    async fn end(&self) -> std::io::Result<u64> {
+        self.fetch().await?;
+        Ok(self.buffer().next)
+    }
+    fn read(&self, position: u64, max_records: usize, max_bytes: usize) -> Vec<StreamRecord> {
+        let b = self.buffer();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for r in b.records.iter().skip(position.saturating_sub(b.first) as usize).take(max_records) {
+            let n = payload_size(r);
+            if !out.is_empty() && bytes + n > max_bytes {
+                break;
+            }
+            bytes += n;
+            out.push(r.clone());
+        }
+        out
+    }
+    fn trim(&self, position: u64) {
+        let mut b = self.buffer();
+        while b.first < position && b.records.pop_front().is_some() {
+            b.first += 1;
+        }
+    }
+    fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+}
