@@ -13,7 +13,7 @@ use aws_sdk_kinesis::Client;
 use bytes::Bytes;
 
 use crate::esm::{payload_size, ShardSource};
-use crate::stream::StreamRecord;
+use crate::stream::{take_within, StreamRecord};
 
 /// GetRecords calls per second and shard that Kinesis allows.
 const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
@@ -129,17 +129,7 @@ impl ShardSource for KinesisShard {
     }
     fn read(&self, position: u64, max_records: usize, max_bytes: usize) -> Vec<StreamRecord> {
         let b = self.buffer();
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for r in b.records.iter().skip(position.saturating_sub(b.first) as usize).take(max_records) {
-            let n = payload_size(r);
-            if !out.is_empty() && bytes + n > max_bytes {
-                break;
-            }
-            bytes += n;
-            out.push(r.clone());
-        }
-        out
+        take_within(&b.records, b.first, position, max_records, max_bytes, payload_size)
     }
     fn trim(&self, position: u64) {
         let mut b = self.buffer();

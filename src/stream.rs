@@ -201,6 +201,29 @@ impl EmbeddedStream {
     }
 }
 
+/// From `records` (whose first is at position `first`): up to `max_records` records from
+/// `position` on whose sizes add up to at most `max_bytes`, and at least one if any is there.
+pub fn take_within<'a>(
+    records: impl IntoIterator<Item = &'a StreamRecord>,
+    first: u64,
+    position: u64,
+    max_records: usize,
+    max_bytes: usize,
+    size: impl Fn(&StreamRecord) -> usize,
+) -> Vec<StreamRecord> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for r in records.into_iter().skip(position.saturating_sub(first) as usize).take(max_records) {
+        let n = size(r);
+        if !out.is_empty() && bytes + n > max_bytes {
+            break;
+        }
+        bytes += n;
+        out.push(r.clone());
+    }
+    out
+}
+
 #[async_trait]
 impl KinesisApi for EmbeddedStream {
     async fn put_records(&self, stream: &str, entries: &[Entry]) -> Result<Vec<Outcome>, ApiError> {

@@ -1,6 +1,8 @@
 //! `orderstream consume`: the event source mapping against moto_server's Kinesis on 127.0.0.1,
 //! writing datasets equal to the producer's truth manifest; a second run adds nothing.
 
+#[path = "../producer/tests/support/mod.rs"]
+mod kinesis_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -53,10 +55,12 @@ async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
     }
     drop(tx);
     let api = SdkKinesis::new(client.clone());
-    let given_up =
-        send_all(&api, &SendConfig::new("live"), rx, Arc::new(Mutex::new(SendStats::default())), 1).await.unwrap();
+    // One request at a time: moto_server assigns sequence numbers without a lock, and
+    // concurrent PutRecords to a shard can overwrite records inside moto.
+    let mut cfg = SendConfig::new("live");
+    cfg.concurrency = 1;
+    let given_up = send_all(&api, &cfg, rx, Arc::new(Mutex::new(SendStats::default())), 1).await.unwrap();
     assert!(given_up.is_empty());
-
     let dir = tempfile::tempdir().unwrap();
     let consume = || {
         Command::new(env!("CARGO_BIN_EXE_orderstream"))
