@@ -173,18 +173,7 @@ impl EmbeddedStream {
         size: impl Fn(&StreamRecord) -> usize,
     ) -> Vec<StreamRecord> {
         let s = self.lock(shard);
-        let skip = position.saturating_sub(s.first) as usize;
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for r in s.records.iter().skip(skip).take(max_records) {
-            let n = size(r);
-            if !out.is_empty() && bytes + n > max_bytes {
-                break;
-            }
-            bytes += n;
-            out.push(r.clone());
-        }
-        out
+        take_within(&s.records, s.first, position, max_records, max_bytes, size)
     }
 
     /// The position after the last record of the shard.

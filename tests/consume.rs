@@ -1,8 +1,6 @@
 //! `orderstream consume`: the event source mapping against moto_server's Kinesis on 127.0.0.1,
 //! writing datasets equal to the producer's truth manifest; a second run adds nothing.
 
-#[path = "../producer/tests/support/mod.rs"]
-mod kinesis_support;
 mod support;
 
 use std::collections::BTreeMap;

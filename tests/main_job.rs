@@ -157,6 +157,8 @@ fn the_cli_runs_the_main_job_and_refuses_bad_flags() {
         vec!["--invalid-rate", "3"],
         vec!["--shards", "0"],
         vec!["--bucket", "b"],
+        vec!["--max-retry-attempts", "-2"],
+        vec!["--max-record-age", "0"],
     ] {
         let out = std::process::Command::new(bin)
             .args(["--data-dir", dir.path().to_str().unwrap()])
