@@ -16,6 +16,7 @@ use processor::Processor;
 use sink::store::ObjectStore;
 use sink::RecordMeta;
 
+use crate::now_ms;
 use crate::stream::{EmbeddedStream, StreamRecord};
 
 /// One shard as the mapping reads it: records at positions 0, 1, 2, ... of this run.
@@ -180,10 +181,6 @@ pub struct EsmStats {
     pub shards: BTreeMap<String, (u64, i64)>,
     /// Milliseconds from a record's arrival in the stream to its commit, per record.
     pub latencies_ms: Vec<u32>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRecord> {

@@ -16,6 +16,7 @@ use producer::{Config, Faults, Storefront, Truth};
 use sink::store::LocalStore;
 
 use crate::esm::{self, EsmConfig, EsmStats};
+use crate::now_ms;
 use crate::stream::{EmbeddedStream, ShardLimits};
 
 #[derive(Debug, Clone)]
@@ -41,10 +42,6 @@ pub struct Summary {
     pub truth: serde_json::Value,
     pub sent: SendStats,
     pub esm: EsmStats,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {

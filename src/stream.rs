@@ -4,6 +4,7 @@
 //! (1 MB/s and 1,000 records/s by default) that refuse records with
 //! `ProvisionedThroughputExceededException` like the real service.
 
+use crate::now_ms;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -63,10 +64,6 @@ pub struct EmbeddedStream {
 /// The 128-bit hash key of a partition key: MD5, read as a big-endian integer (as Kinesis does).
 pub fn hash_key(partition_key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl EmbeddedStream {
