@@ -25,7 +25,7 @@ pub struct BatchReport {
     pub already_committed: usize,
     pub events: usize,
     pub quarantined: usize,
-    pub quarantined_by_reason: Vec<(ReasonCode, usize)>,
+    pub quarantined_by_reason: BTreeMap<ReasonCode, usize>,
     /// Valid events whose `event_id` was already kept within the window: dropped.
     pub duplicates: usize,
     pub files: usize,
@@ -49,10 +49,7 @@ impl BatchReport {
         self.events += o.events;
         self.quarantined += o.quarantined;
         for (code, n) in o.quarantined_by_reason {
-            match self.quarantined_by_reason.iter_mut().find(|(c, _)| *c == code) {
-                Some((_, m)) => *m += n,
-                None => self.quarantined_by_reason.push((code, n)),
-            }
+            *self.quarantined_by_reason.entry(code).or_default() += n;
         }
         self.duplicates += o.duplicates;
         self.files += o.files;
@@ -196,7 +193,6 @@ impl<S: ObjectStore> Processor<S> {
         let Some(last) = fresh.last() else { return Ok((state, report)) };
 
         let mut builder = DatasetBuilder::new();
-        let mut by_reason: HashMap<ReasonCode, usize> = HashMap::new();
         for r in &fresh {
             let outcome = if r.undecodable {
                 Err(Rejection::new(ReasonCode::InvalidEncoding, "record data in the Lambda event is not valid base64"))
@@ -214,7 +210,7 @@ impl<S: ObjectStore> Processor<S> {
                     builder.add_event(&event, &r.meta)
                 }
                 Err(rejection) => {
-                    *by_reason.entry(rejection.code).or_default() += 1;
+                    *report.quarantined_by_reason.entry(rejection.code).or_default() += 1;
                     builder.add_rejection(&r.meta, &rejection, &r.data);
                 }
             }
@@ -222,9 +218,6 @@ impl<S: ObjectStore> Processor<S> {
         state.dedup.prune();
         report.events = builder.event_count();
         report.quarantined = builder.quarantine_count();
-        let mut reasons: Vec<_> = by_reason.into_iter().collect();
-        reasons.sort();
-        report.quarantined_by_reason = reasons;
 
         let n = state.next_commit();
         let attempt = uuid::Uuid::new_v4().simple().to_string();

@@ -101,7 +101,7 @@ mod tests {
             records: 10,
             events: 7,
             quarantined: 2,
-            quarantined_by_reason: vec![(ReasonCode::InvalidJson, 2)],
+            quarantined_by_reason: [(ReasonCode::InvalidJson, 2)].into(),
             duplicates: 1,
             orders: 3,
             revenue_minor: [("EUR".to_string(), 1500i128), ("JPY".to_string(), 99)].into(),
