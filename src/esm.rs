@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use model::ReasonCode;
+use processor::digest::Digest;
 use processor::kinesis::InputRecord;
 use processor::Processor;
 use sink::store::ObjectStore;
@@ -181,6 +182,8 @@ pub struct EsmStats {
     pub shards: BTreeMap<String, (u64, i64)>,
     /// Milliseconds from a record's arrival in the stream to its commit, per record.
     pub latencies_ms: Vec<u32>,
+    /// What the committed events add up to (for the dashboard).
+    pub digest: Digest,
 }
 
 fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRecord> {
@@ -232,7 +235,7 @@ pub async fn poll_shard<S: ObjectStore, Src: ShardSource>(
             continue;
         }
         let (first_pos, last_pos, oldest_arrival) = (first.position, last.position, first.arrival_ms);
-        let report = processor.process(inputs(source.stream_name(), &shard_id, &records)).await;
+        let mut report = processor.process(inputs(source.stream_name(), &shard_id, &records)).await;
         let lowest_failed = report
             .failed
             .iter()
@@ -251,6 +254,7 @@ pub async fn poll_shard<S: ObjectStore, Src: ShardSource>(
                     st.records += records.len() as u64;
                     st.events += report.events as u64;
                     st.duplicates += report.duplicates as u64;
+                    st.digest.merge(std::mem::take(&mut report.digest));
                     for (code, n) in &report.quarantined_by_reason {
                         *st.quarantined.entry(*code).or_default() += *n as u64;
                     }

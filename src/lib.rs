@@ -5,6 +5,7 @@
 
 pub mod consume;
 pub mod crash;
+pub mod dashboard;
 pub mod esm;
 pub mod input;
 pub mod pipeline;

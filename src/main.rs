@@ -86,7 +86,19 @@ struct RunArgs {
     /// Event source mapping: retry a failed batch whole instead of halving it.
     #[arg(long)]
     no_bisect: bool,
+    /// Address of the live dashboard [default: 127.0.0.1:8686, or a free port if that is taken].
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_dashboard")]
+    dashboard: Option<std::net::SocketAddr>,
+    /// Run without the live dashboard.
+    #[arg(long)]
+    no_dashboard: bool,
+    /// Keep serving the dashboard after the run, until Ctrl-C.
+    #[arg(long, conflicts_with = "no_dashboard")]
+    serve: bool,
 }
+
+const DEFAULT_DASHBOARD: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8686);
 
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -221,6 +233,8 @@ async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
         faults,
         esm,
         progress: true,
+        dashboard: (!a.no_dashboard).then_some(a.dashboard.unwrap_or(DEFAULT_DASHBOARD)),
+        dashboard_any_port: a.dashboard.is_none(),
     };
     eprintln!(
         "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards into {}/ (Ctrl-C to stop)",
@@ -231,6 +245,10 @@ async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
     );
     let summary = pipeline::run(&job).await?;
     println!("{}", summary.render(&data_dir));
+    if let (true, Some(d)) = (a.serve, &summary.dashboard) {
+        eprintln!("dashboard: still serving the final figures at {} (Ctrl-C to stop)", d.url());
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    }
     Ok(summary.reconciled())
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use producer::kinesis::{self, Entry, SendConfig, SendStats};
 use producer::{Config, Faults, Storefront, Truth};
 use sink::store::LocalStore;
 
+use crate::dashboard::{self, Dashboard, Live};
 use crate::esm::{self, EsmConfig, EsmStats};
 use crate::now_ms;
 use crate::stream::{EmbeddedStream, ShardLimits};
@@ -33,6 +35,10 @@ pub struct MainJob {
     pub esm: EsmConfig,
     /// A live progress line on standard error.
     pub progress: bool,
+    /// Where to serve the live dashboard (none: no dashboard).
+    pub dashboard: Option<SocketAddr>,
+    /// When the dashboard's address is taken, serve on a free port instead of failing.
+    pub dashboard_any_port: bool,
 }
 
 /// What a run did.
@@ -42,6 +48,8 @@ pub struct Summary {
     pub truth: serde_json::Value,
     pub sent: SendStats,
     pub esm: EsmStats,
+    /// The dashboard, still serving the final figures until dropped.
+    pub dashboard: Option<Dashboard>,
 }
 
 pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
@@ -52,9 +60,15 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     // stream starts its sequence numbers again.
     let name = format!("storefront-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let stream = Arc::new(EmbeddedStream::new(&name, job.shards, job.shard_limits));
-    let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let esm_stats = Arc::new(Mutex::new(EsmStats::default()));
+    let sent = Arc::new(Mutex::new(SendStats::default()));
+    let live = Arc::new(Live::new(&name, job.shards, job.rate, sent.clone(), esm_stats.clone()));
+    let started = live.started;
+    let dashboard = match job.dashboard {
+        Some(addr) => Some(start_dashboard(live.clone(), addr, job.dashboard_any_port).await?),
+        None => None,
+    };
     let pollers: Vec<_> = (0..stream.shard_count())
         .map(|shard| {
             tokio::spawn(esm::poll_shard(
@@ -67,10 +81,8 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         })
         .collect();
 
-    let sent = Arc::new(Mutex::new(SendStats::default()));
-    let produced = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let progress = job.progress.then(|| {
-        let (sent, esm_stats, produced) = (sent.clone(), esm_stats.clone(), produced.clone());
+        let live = live.clone();
         tokio::spawn(async move {
             let terminal = std::io::stderr().is_terminal();
             loop {
@@ -78,9 +90,9 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
                 let secs = started.elapsed().as_secs_f64();
                 let line = progress_line(
                     secs,
-                    produced.load(Ordering::Relaxed),
-                    &sent.lock().unwrap_or_else(|e| e.into_inner()),
-                    &esm_stats.lock().unwrap_or_else(|e| e.into_inner()),
+                    live.produced.load(Ordering::Relaxed),
+                    &live.sent.lock().unwrap_or_else(|e| e.into_inner()),
+                    &live.esm.lock().unwrap_or_else(|e| e.into_inner()),
                 );
                 if terminal {
                     eprint!("\r\x1b[2K{line}");
@@ -106,7 +118,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         faults: job.faults,
         ..Config::default()
     });
-    let produced_count = produced.clone();
+    let counter = live.clone();
     let generate = async move {
         let mut truth = Truth::new();
         let mut buf = Vec::with_capacity(1024);
@@ -130,7 +142,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
                     return truth;
                 }
                 n += 1;
-                produced_count.store(n, Ordering::Relaxed);
+                counter.produced.store(n, Ordering::Relaxed);
             }
         }
         truth
@@ -154,7 +166,23 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         .with_context(|| format!("cannot write {}", truth_file.display()))?;
     let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let esm = esm_stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Ok(Summary { stream: name, elapsed: started.elapsed(), truth: truth_json, sent, esm })
+    live.finished.store(true, Ordering::SeqCst);
+    live.tick();
+    Ok(Summary { stream: name, elapsed: started.elapsed(), truth: truth_json, sent, esm, dashboard })
+}
+
+async fn start_dashboard(live: Arc<Live>, addr: SocketAddr, any_port: bool) -> anyhow::Result<Dashboard> {
+    let d = match dashboard::serve(live.clone(), addr).await {
+        Err(e) if any_port && e.kind() == std::io::ErrorKind::AddrInUse => {
+            dashboard::serve(live, SocketAddr::new(addr.ip(), 0)).await
+        }
+        other => other,
+    }
+    .with_context(|| {
+        format!("cannot serve the dashboard on {addr} (choose another with --dashboard, or --no-dashboard)")
+    })?;
+    eprintln!("dashboard: {}", d.url());
+    Ok(d)
 }
 
 fn progress_line(secs: f64, produced: u64, sent: &SendStats, esm: &EsmStats) -> String {

@@ -36,6 +36,8 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
             ..EsmConfig::new(dir.path().join("_on_failure"))
         },
         progress: false,
+        dashboard: Some("127.0.0.1:0".parse().unwrap()),
+        dashboard_any_port: false,
     };
     let summary = pipeline::run(&job).await.unwrap();
     assert!(summary.reconciled(), "{}", summary.render(dir.path()));
@@ -62,6 +64,36 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     assert_eq!(report["checks"]["sales_mismatches"], 0);
     assert_eq!(report["checks"]["funnel_mismatches"], 0);
     assert_eq!(report["tables"]["quarantine"]["rows"], summary.truth["tables"]["quarantine"]["rows"]);
+
+    // The dashboard's final figures are the run's.
+    let addr = summary.dashboard.as_ref().expect("a dashboard").addr;
+    let snap: serde_json::Value =
+        tokio::task::spawn_blocking(move || http_get_json(addr, "/api/snapshot")).await.unwrap();
+    let t = &summary.truth["tables"];
+    assert_eq!(snap["finished"], true);
+    assert_eq!(snap["produced"], summary.truth["records"]);
+    assert_eq!(snap["processed"], summary.truth["records"]);
+    assert_eq!(snap["events"], t["events"]["rows"]);
+    assert_eq!(snap["quarantined"], t["quarantine"]["rows"]);
+    assert_eq!(snap["orders"], t["events"]["by_event_type"]["order_placed"]);
+    for step in snap["funnel"].as_array().unwrap() {
+        assert_eq!(step["count"], t["events"]["by_event_type"][step["step"].as_str().unwrap()], "{step}");
+    }
+    let by_reason: u64 = snap["quarantine"].as_array().unwrap().iter().map(|q| q[1].as_u64().unwrap()).sum();
+    assert_eq!(Some(by_reason), t["quarantine"]["rows"].as_u64());
+    assert_eq!(snap["iterator_age"].as_array().unwrap().len(), 3);
+    assert!(!snap["minutes"].as_array().unwrap().is_empty() && !snap["top_products"].as_array().unwrap().is_empty());
+}
+
+fn http_get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
 }
 
 /// A memory store whose first `n` reads fail: each failed invocation fails once, at loading the
@@ -159,6 +191,8 @@ fn the_cli_runs_the_main_job_and_refuses_bad_flags() {
         vec!["--bucket", "b"],
         vec!["--max-retry-attempts", "-2"],
         vec!["--max-record-age", "0"],
+        vec!["--no-dashboard", "--serve"],
+        vec!["--dashboard", "localhost"],
     ] {
         let out = std::process::Command::new(bin)
             .args(["--data-dir", dir.path().to_str().unwrap()])

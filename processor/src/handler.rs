@@ -10,6 +10,7 @@ use sink::store::ObjectStore;
 use sink::{encode_parquet, layout, DatasetBuilder};
 
 use crate::commit::{self, CommitError, CommitRecord, CommittedFile, ShardKeys, ShardState};
+use crate::digest::Digest;
 use crate::kinesis::{cmp_sequence, InputRecord, KinesisEvent};
 
 /// A commit that loses the race to another invocation is retried this many times.
@@ -29,9 +30,9 @@ pub struct BatchReport {
     /// Valid events whose `event_id` was already kept within the window: dropped.
     pub duplicates: usize,
     pub files: usize,
-    /// Orders committed, and the sum of their line totals per currency (minor units).
-    pub orders: usize,
-    pub revenue_minor: BTreeMap<String, i128>,
+    /// What the committed events add up to: the funnel, orders and revenue per minute, units per
+    /// product and category.
+    pub digest: Digest,
     /// Sequence numbers to report as failed (Lambda retries from the lowest).
     pub failed: Vec<String>,
     pub error: Option<String>,
@@ -53,10 +54,7 @@ impl BatchReport {
         }
         self.duplicates += o.duplicates;
         self.files += o.files;
-        self.orders += o.orders;
-        for (currency, v) in o.revenue_minor {
-            *self.revenue_minor.entry(currency).or_default() += v;
-        }
+        self.digest.merge(o.digest);
         self.failed.extend(o.failed);
         self.error = self.error.take().or(o.error);
     }
@@ -202,11 +200,7 @@ impl<S: ObjectStore> Processor<S> {
             match outcome {
                 Ok(event) if state.dedup.is_duplicate(&event.event_id, r.meta.arrival_ms) => report.duplicates += 1,
                 Ok(event) => {
-                    if let (Some(order), Some(currency)) = (&event.order, &event.currency) {
-                        report.orders += 1;
-                        let lines: i128 = order.items.iter().map(|i| i128::from(i.line_total_minor)).sum();
-                        *report.revenue_minor.entry(currency.clone()).or_default() += lines;
-                    }
+                    report.digest.add(&event);
                     builder.add_event(&event, &r.meta)
                 }
                 Err(rejection) => {

@@ -4,6 +4,7 @@
 //! - [`Processor`]: validation, de-duplication and the per-shard commit protocol over any
 //!   [`sink::store::ObjectStore`];
 //! - [`config`]: the environment of contract section 3;
+//! - [`digest`]: what a batch committed, in the figures a dashboard charts;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch.
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
@@ -11,6 +12,7 @@
 pub mod commit;
 pub mod config;
 pub mod dedup;
+pub mod digest;
 mod handler;
 pub mod kinesis;
 pub mod metrics;

@@ -55,7 +55,7 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
             "Duplicates": report.duplicates,
             "AlreadyCommitted": report.already_committed,
             "FailedRecords": report.failed.len(),
-            "Orders": report.orders,
+            "Orders": report.digest.orders(),
             "BatchLatency": report.elapsed_ms,
         }),
     )];
@@ -67,7 +67,7 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
             json!({"Stream": stream, "ReasonCode": code.as_str(), "QuarantinedByReason": n}),
         ));
     }
-    for (currency, revenue) in &report.revenue_minor {
+    for (currency, revenue) in &report.digest.revenue_by_currency() {
         docs.push(document(
             timestamp_ms,
             &["Stream", "Currency"],
@@ -92,6 +92,7 @@ pub fn emit(report: &BatchReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::{Digest, Minute};
     use model::ReasonCode;
 
     #[test]
@@ -103,8 +104,14 @@ mod tests {
             quarantined: 2,
             quarantined_by_reason: [(ReasonCode::InvalidJson, 2)].into(),
             duplicates: 1,
-            orders: 3,
-            revenue_minor: [("EUR".to_string(), 1500i128), ("JPY".to_string(), 99)].into(),
+            digest: Digest {
+                minutes: [
+                    (0, Minute { orders: 2, revenue_minor: [("EUR".to_string(), 1000i128)].into() }),
+                    (60_000, Minute { orders: 1, revenue_minor: [("EUR".into(), 500), ("JPY".into(), 99)].into() }),
+                ]
+                .into(),
+                ..Digest::default()
+            },
             elapsed_ms: 42,
             ..Default::default()
         };
