@@ -13,7 +13,8 @@ use std::time::Duration;
 use model::ReasonCode;
 use processor::digest::Digest;
 use processor::kinesis::InputRecord;
-use processor::Processor;
+use processor::runtime_api::LocalLambda;
+use processor::{BatchReport, Processor};
 use sink::store::ObjectStore;
 use sink::RecordMeta;
 
@@ -204,10 +205,95 @@ fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRe
         .collect()
 }
 
+/// What the mapping invokes: the handler in this process, or the real bootstrap under the local
+/// Lambda Runtime API.
+#[async_trait::async_trait]
+pub trait Function: Send + Sync {
+    /// Invokes the function with one batch. The report's `failed` and `error` drive the retry
+    /// decision; its figures (events, quarantined, digest) the statistics, where it has them.
+    async fn invoke(&self, records: Vec<InputRecord>) -> BatchReport;
+}
+
+#[async_trait::async_trait]
+impl<S: ObjectStore> Function for Processor<S> {
+    async fn invoke(&self, records: Vec<InputRecord>) -> BatchReport {
+        self.process(records).await
+    }
+}
+
+/// The real `processor` binary under [`LocalLambda`]: each batch becomes a Lambda Kinesis event,
+/// and the partial batch response names the failed records. Only the function's own log lines
+/// (EMF) know its figures; the report has the records and failures.
+pub struct RuntimeFunction {
+    pub lambda: LocalLambda,
+    pub region: String,
+}
+
+#[async_trait::async_trait]
+impl Function for RuntimeFunction {
+    async fn invoke(&self, records: Vec<InputRecord>) -> BatchReport {
+        let mut report = BatchReport {
+            stream: records.first().map(|r| r.stream.clone()).unwrap_or_default(),
+            records: records.len(),
+            ..BatchReport::default()
+        };
+        let event = processor::kinesis::event_json(&records, &self.region, "000000000000");
+        let answer = match serde_json::to_vec(&event) {
+            Ok(payload) => self.lambda.invoke(payload).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot encode the event: {e}")),
+        };
+        match answer.and_then(|body| partial_batch_response(&body)) {
+            Ok(failed) => report.failed = failed,
+            Err(e) => report.error = Some(e),
+        }
+        report
+    }
+}
+
+/// The item identifiers of a partial batch response, as Lambda reads it: a null or empty
+/// response, or a null or empty `batchItemFailures`, is a complete success; a failure whose
+/// `itemIdentifier` is null or empty comes back as `""`, which fails the whole batch.
+pub fn partial_batch_response(body: &[u8]) -> Result<Vec<String>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the function's response is not JSON ({e}): the batch counts as failed"))?;
+    let failures = match &v {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Object(o) => o.get("batchItemFailures").cloned().unwrap_or_default(),
+        other => return Err(format!("the function's response is not a partial batch response: {other:.100}")),
+    };
+    match failures {
+        serde_json::Value::Null => Ok(Vec::new()),
+        serde_json::Value::Array(items) => Ok(items
+            .iter()
+            .map(|f| f.get("itemIdentifier").and_then(|i| i.as_str()).unwrap_or("").to_string())
+            .collect()),
+        other => Err(format!("batchItemFailures is not a list: {other:.100}")),
+    }
+}
+
+/// The position to retry from after an invocation: none when it succeeded; the lowest failed
+/// record; the batch's first record when the invocation failed or the response names a record
+/// that is not in the batch (as Lambda, which then retries the whole batch).
+pub fn lowest_failed(records: &[StreamRecord], report: &BatchReport) -> Option<u64> {
+    let first = records.first()?.position;
+    if report.error.is_some() {
+        return Some(first);
+    }
+    let mut lowest: Option<u64> = None;
+    for seq in &report.failed {
+        let pos = records.iter().find(|r| &r.sequence_number == seq).map_or(first, |r| r.position);
+        lowest = Some(lowest.map_or(pos, |l| l.min(pos)));
+    }
+    lowest
+}
+
 /// Polls one shard until `stop` is set and the shard is drained.
-pub async fn poll_shard<S: ObjectStore, Src: ShardSource>(
+pub async fn poll_shard<F: Function + ?Sized, Src: ShardSource>(
     source: Src,
-    processor: Arc<Processor<S>>,
+    function: Arc<F>,
     cfg: EsmConfig,
     stats: Arc<Mutex<EsmStats>>,
     stop: Arc<AtomicBool>,
@@ -235,13 +321,8 @@ pub async fn poll_shard<S: ObjectStore, Src: ShardSource>(
             continue;
         }
         let (first_pos, last_pos, oldest_arrival) = (first.position, last.position, first.arrival_ms);
-        let mut report = processor.process(inputs(source.stream_name(), &shard_id, &records)).await;
-        let lowest_failed = report
-            .failed
-            .iter()
-            .filter_map(|seq| records.iter().find(|r| &r.sequence_number == seq).map(|r| r.position))
-            .min()
-            .or(report.error.as_ref().map(|_| first_pos));
+        let mut report = function.invoke(inputs(source.stream_name(), &shard_id, &records)).await;
+        let lowest_failed = lowest_failed(&records, &report);
         let age = Duration::from_millis(now_ms().saturating_sub(oldest_arrival).max(0) as u64);
         let decision = cursor.after(&cfg, first_pos, last_pos, lowest_failed, age);
         let now = now_ms();
@@ -346,6 +427,43 @@ mod tests {
         // A lowest failure outside the batch is clamped into it.
         let mut c = Cursor::default();
         assert_eq!(c.after(&no_bisect, 10, 19, Some(3), Duration::ZERO), Decision::Retry { from: 10, limit: 100 });
+    }
+
+    #[test]
+    fn partial_batch_responses_are_read_as_lambda_reads_them() {
+        for success in ["", " ", "null", "{}", r#"{"batchItemFailures":null}"#, r#"{"batchItemFailures":[]}"#] {
+            assert_eq!(partial_batch_response(success.as_bytes()), Ok(vec![]), "{success:?}");
+        }
+        assert_eq!(
+            partial_batch_response(br#"{"batchItemFailures":[{"itemIdentifier":"12"},{"itemIdentifier":null},{}]}"#),
+            Ok(vec!["12".to_string(), String::new(), String::new()])
+        );
+        for failure in ["not json", "[1]", r#"{"batchItemFailures":"12"}"#] {
+            assert!(partial_batch_response(failure.as_bytes()).is_err(), "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn a_failure_outside_the_batch_fails_the_whole_batch() {
+        let records: Vec<StreamRecord> = (10..20)
+            .map(|p| StreamRecord {
+                position: p,
+                sequence_number: format!("{}", 1000 + p),
+                partition_key: "k".into(),
+                data: bytes::Bytes::new(),
+                arrival_ms: 0,
+            })
+            .collect();
+        let report = |failed: &[&str]| BatchReport {
+            failed: failed.iter().map(|s| s.to_string()).collect(),
+            ..BatchReport::default()
+        };
+        assert_eq!(lowest_failed(&records, &report(&[])), None);
+        assert_eq!(lowest_failed(&records, &report(&["1015", "1013"])), Some(13));
+        assert_eq!(lowest_failed(&records, &report(&["1015", "999"])), Some(10));
+        assert_eq!(lowest_failed(&records, &report(&[""])), Some(10));
+        let failed = BatchReport { error: Some("boom".into()), ..BatchReport::default() };
+        assert_eq!(lowest_failed(&records, &failed), Some(10));
     }
 
     #[test]

@@ -17,11 +17,12 @@ use producer::kinesis::KinesisApi;
 
 use orderstream::consume::KinesisShard;
 use orderstream::crash::CrashAfterWrites;
-use orderstream::esm::{self, EsmConfig, EsmStats};
+use orderstream::esm::{self, EsmConfig, EsmStats, Function};
 use orderstream::input::{self, Placement};
 use orderstream::pipeline::{self, MainJob};
 use orderstream::stream::ShardLimits;
 use processor::config::OutputConfig;
+use processor::runtime_api::{FunctionSpec, LocalLambda};
 use processor::{BatchReport, Processor};
 use producer::Faults;
 use sink::store::ObjectStore;
@@ -116,6 +117,52 @@ enum Command {
     /// Run the event source mapping against a real Kinesis stream (AWS SDK environment:
     /// AWS_REGION, credentials, AWS_ENDPOINT_URL), outside Lambda, until stopped.
     Consume(ConsumeArgs),
+    /// Run the real `processor` binary (the Lambda bootstrap) under a local Lambda Runtime API
+    /// with one Lambda Kinesis event, and print its response.
+    Invoke(InvokeArgs),
+}
+
+/// The real function under the local Lambda Runtime API.
+#[derive(clap::Args, Clone)]
+struct FunctionArgs {
+    /// The Lambda bootstrap to run (for example target/release/processor); it writes to the
+    /// bucket given by --bucket, with this process's AWS environment.
+    #[arg(long, value_name = "BOOTSTRAP")]
+    function: Option<PathBuf>,
+    /// The function's timeout in seconds: a longer invocation is stopped, as Lambda stops it.
+    #[arg(long, default_value_t = 60.0, value_parser = positive, requires = "function")]
+    function_timeout: f64,
+}
+
+impl FunctionArgs {
+    async fn start(&self, output: &OutputConfig) -> anyhow::Result<Option<esm::RuntimeFunction>> {
+        let Some(bootstrap) = &self.function else { return Ok(None) };
+        anyhow::ensure!(bootstrap.is_file(), "--function {}: no such file", bootstrap.display());
+        let bucket = output
+            .bucket
+            .as_deref()
+            .context("--function needs --bucket (or ANALYTICS_BUCKET): the Lambda function writes to S3 only")?;
+        let mut spec = FunctionSpec::new(bootstrap);
+        spec.timeout = Duration::from_secs_f64(self.function_timeout);
+        if let Some(region) = std::env::var("AWS_REGION").ok().or_else(|| std::env::var("AWS_DEFAULT_REGION").ok()) {
+            spec.region = region;
+        }
+        spec.env = vec![("ANALYTICS_BUCKET".into(), bucket.into()), ("ANALYTICS_PREFIX".into(), output.prefix.clone())];
+        let region = spec.region.clone();
+        let lambda = LocalLambda::start(spec).await.context("cannot serve the local Lambda Runtime API")?;
+        Ok(Some(esm::RuntimeFunction { lambda, region }))
+    }
+}
+
+#[derive(clap::Args)]
+struct InvokeArgs {
+    #[command(flatten)]
+    function: FunctionArgs,
+    /// The Lambda Kinesis event (JSON as Lambda sends it).
+    #[arg(long)]
+    event: PathBuf,
+    #[command(flatten)]
+    output: OutputConfig,
 }
 
 #[derive(clap::Args)]
@@ -141,6 +188,10 @@ struct ConsumeArgs {
     /// Batching window in milliseconds.
     #[arg(long, default_value_t = 500)]
     batching_window_ms: u64,
+    /// Invoke the real Lambda bootstrap under a local Lambda Runtime API instead of the handler
+    /// in this process.
+    #[command(flatten)]
+    function: FunctionArgs,
 }
 
 #[derive(clap::Args)]
@@ -260,8 +311,22 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
     );
     let client = aws_sdk_kinesis::Client::new(&shared);
     let shards = producer::kinesis::SdkKinesis::new(client.clone()).open_shards(&a.stream).await?;
-    let store = orderstream::open_store(a.output.bucket.as_deref(), &a.dir.data_dir).await?;
-    let processor = Arc::new(Processor::new(store, a.output.prefix.clone()));
+    let (function, target): (Arc<dyn Function>, String) = match a.function.start(&a.output).await? {
+        Some(f) => {
+            let target = format!(
+                "the function {} (s3://{}/{})",
+                f.lambda.bootstrap().display(),
+                a.output.bucket.as_deref().unwrap_or(""),
+                a.output.prefix
+            );
+            (Arc::new(f), target)
+        }
+        None => {
+            let store = orderstream::open_store(a.output.bucket.as_deref(), &a.dir.data_dir).await?;
+            let target = store.describe();
+            (Arc::new(Processor::new(store, a.output.prefix.clone())), target)
+        }
+    };
     let mut cfg = EsmConfig::new(a.dir.data_dir.join("_on_failure"));
     cfg.batch_size = a.batch_size as usize;
     cfg.batching_window = Duration::from_millis(a.batching_window_ms);
@@ -270,15 +335,9 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
     let mut pollers = Vec::new();
     for shard in &shards {
         let source = KinesisShard::open(client.clone(), &a.stream, &shard.id, !a.latest).await?;
-        pollers.push(tokio::spawn(esm::poll_shard(
-            source,
-            processor.clone(),
-            cfg.clone(),
-            stats.clone(),
-            stop.clone(),
-        )));
+        pollers.push(tokio::spawn(esm::poll_shard(source, function.clone(), cfg.clone(), stats.clone(), stop.clone())));
     }
-    eprintln!("consuming {} ({} shards) into {}; Ctrl-C to stop", a.stream, shards.len(), processor.store().describe());
+    eprintln!("consuming {} ({} shards) into {target}; Ctrl-C to stop", a.stream, shards.len());
     match a.duration {
         Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
         None => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?,
@@ -288,12 +347,19 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
         p.await.context("a shard poller stopped")??;
     }
     let st = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let figures = if a.function.function.is_some() {
+        "events and quarantine in the function's log lines (EMF)".to_string()
+    } else {
+        format!(
+            "{} events, {} quarantined, {} duplicates dropped",
+            st.events,
+            st.quarantined.values().sum::<u64>(),
+            st.duplicates
+        )
+    };
     println!(
-        "{} records: {} events, {} quarantined, {} duplicates dropped; {} invocations ({} failed), {} records sent to {}",
+        "{} records: {figures}; {} invocations ({} failed), {} records sent to {}",
         st.records,
-        st.events,
-        st.quarantined.values().sum::<u64>(),
-        st.duplicates,
         st.invocations,
         st.failed_invocations,
         st.discarded,
@@ -302,12 +368,30 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
     Ok(st.discarded == 0)
 }
 
+async fn invoke(a: InvokeArgs) -> anyhow::Result<bool> {
+    let event = std::fs::read(&a.event).with_context(|| format!("cannot read {}", a.event.display()))?;
+    serde_json::from_slice::<processor::kinesis::KinesisEvent>(&event)
+        .with_context(|| format!("{} is not a Lambda Kinesis event", a.event.display()))?;
+    let function = a.function.start(&a.output).await?.context("--function is required")?;
+    match function.lambda.invoke(event).await {
+        Ok(response) => {
+            println!("{}", String::from_utf8_lossy(&response));
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(false)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let Some(command) = cli.command else {
         return main_job(cli.run).await;
     };
     let (output, data_dir, records, crash_after) = match command {
         Command::Consume(a) => return consume(a).await,
+        Command::Invoke(a) => return invoke(a).await,
         Command::Samples(a) => {
             (a.output, a.dir.data_dir, input::sample_records("samples", "shardId-000000000000")?, None)
         }

@@ -24,15 +24,12 @@ fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
-    let moto = support::servers::start_moto();
-    let client = kinesis(&moto.endpoint());
-    client.create_stream().stream_name("live").shard_count(2).send().await.unwrap();
-
-    // 3,000 storefront records with faults, sent with the producer's own code.
+/// A stream of 2 shards holding 3,000 storefront records with faults, sent with the producer's
+/// own code; the truth manifest of what was sent.
+async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) -> serde_json::Value {
+    client.create_stream().stream_name(name).shard_count(2).send().await.unwrap();
     let mut store = Storefront::new(Config {
-        seed: 8,
+        seed,
         start_ms: chrono::Utc::now().timestamp_millis() - 600_000,
         faults: Faults { invalid_rate: 0.03, duplicate_rate: 0.02, late_rate: 0.02 },
         ..Config::default()
@@ -55,27 +52,39 @@ async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
     let api = SdkKinesis::new(client.clone());
     // One request at a time: moto_server assigns sequence numbers without a lock, and
     // concurrent PutRecords to a shard can overwrite records inside moto.
-    let mut cfg = SendConfig::new("live");
+    let mut cfg = SendConfig::new(name);
     cfg.concurrency = 1;
     let given_up = send_all(&api, &cfg, rx, Arc::new(Mutex::new(SendStats::default())), 1).await.unwrap();
     assert!(given_up.is_empty());
+    truth.to_json(seed)
+}
+
+fn orderstream(moto: &support::servers::Server) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orderstream"));
+    cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
+    let moto = support::servers::start_moto();
+    let client = kinesis(&moto.endpoint());
+    let t = fill_stream(&client, "live", 8).await;
     let dir = tempfile::tempdir().unwrap();
     let consume = || {
-        Command::new(env!("CARGO_BIN_EXE_orderstream"))
+        orderstream(&moto)
             .args(["consume", "--stream", "live", "--duration", "3", "--batching-window-ms", "100"])
             .arg("--data-dir")
             .arg(dir.path())
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .output()
             .unwrap()
     };
     let out = consume();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
-    let t = truth.to_json(8);
     let tables = &t["tables"];
     assert!(stdout.starts_with("3000 records:"), "{stdout}");
 
@@ -96,4 +105,85 @@ async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("3000 records: 0 events, 0 quarantined"));
     assert_eq!(read_table(&local, "", Table::Events).await.len(), events.len());
+}
+
+/// The real Lambda bootstrap, built beside `orderstream` by `cargo test --workspace`.
+fn processor_binary() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_orderstream")).with_file_name("processor");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with cargo test --workspace (bash scripts/test)",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api() {
+    let moto = support::servers::start_moto();
+    let client = kinesis(&moto.endpoint());
+    let t = fill_stream(&client, "live", 9).await;
+    let s3 = support::s3_client(&moto.endpoint());
+    support::create_bucket(&s3, "lake").await;
+    let bootstrap = processor_binary();
+
+    let out = orderstream(&moto)
+        .args(["consume", "--stream", "live", "--duration", "3", "--batching-window-ms", "100"])
+        .args(["--bucket", "lake", "--prefix", "fn/", "--function"])
+        .arg(&bootstrap)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("3000 records: events and quarantine in the function's log lines"), "{stdout}");
+    // The function's JSON log lines (and EMF) went to standard error.
+    assert!(stderr.contains(r#""message":"batch committed""#) && stderr.contains(r#""_aws""#), "{stderr}");
+    let bucket = sink::store::S3Store::new(s3.clone(), "lake");
+    let events = read_table(&bucket, "fn/", Table::Events).await;
+    assert_eq!(events.len() as u64, t["tables"]["events"]["rows"].as_u64().unwrap());
+    assert_eq!(
+        read_table(&bucket, "fn/", Table::Quarantine).await.len() as u64,
+        t["tables"]["quarantine"]["rows"].as_u64().unwrap()
+    );
+    support::aggregates_match_details(&bucket, "fn/").await;
+
+    // One event file through the same bootstrap: its records are already committed.
+    let records: Vec<processor::kinesis::InputRecord> = events
+        .iter()
+        .take(3)
+        .map(|(_, r)| processor::kinesis::InputRecord {
+            stream: "live".into(),
+            meta: sink::RecordMeta {
+                shard_id: s(r, "shard_id"),
+                sequence_number: s(r, "sequence_number"),
+                sub_sequence_number: 0,
+                partition_key: "k".into(),
+                arrival_ms: support::i(r, "arrival_time"),
+            },
+            data: b"{}".to_vec(),
+            undecodable: false,
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let event_file = dir.path().join("event.json");
+    std::fs::write(&event_file, processor::kinesis::event_json(&records, "us-east-1", "123456789012").to_string())
+        .unwrap();
+    let invoke =
+        |extra: &[&str]| orderstream(&moto).args(["invoke", "--event"]).arg(&event_file).args(extra).output().unwrap();
+    let out = invoke(&["--bucket", "lake", "--prefix", "fn/", "--function", bootstrap.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"batchItemFailures":[]}"#);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#""already_committed":3"#));
+    assert_eq!(read_table(&bucket, "fn/", Table::Events).await.len(), events.len(), "nothing new");
+
+    // Mistakes get one line each.
+    for (extra, says) in [
+        (vec!["--function", bootstrap.to_str().unwrap()], "--function needs --bucket"),
+        (vec!["--bucket", "lake", "--function", "/nonexistent/bootstrap"], "no such file"),
+    ] {
+        let out = invoke(&extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.starts_with("error:") && err.contains(says), "{extra:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

@@ -105,6 +105,35 @@ pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
+/// The Lambda Kinesis event of `records`, as the event source mapping sends it (`region` and
+/// `account` make up the ARNs). The inverse of [`KinesisEventRecord::into_input`].
+pub fn event_json(records: &[InputRecord], region: &str, account: &str) -> serde_json::Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let records: Vec<_> = records
+        .iter()
+        .map(|r| {
+            let data = if r.undecodable { String::from_utf8_lossy(&r.data).into_owned() } else { b64.encode(&r.data) };
+            serde_json::json!({
+                "eventID": format!("{}:{}", r.meta.shard_id, r.meta.sequence_number),
+                "eventSourceARN": format!("arn:aws:kinesis:{region}:{account}:stream/{}", r.stream),
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventName": "aws:kinesis:record",
+                "awsRegion": region,
+                "invokeIdentityArn": format!("arn:aws:iam::{account}:role/processor"),
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.meta.partition_key,
+                    "sequenceNumber": r.meta.sequence_number,
+                    "data": data,
+                    "approximateArrivalTimestamp": r.meta.arrival_ms as f64 / 1000.0,
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +160,28 @@ mod tests {
         );
         assert_eq!(cmp_sequence("007", "7"), Ordering::Equal);
         assert_eq!(cmp_sequence("100", "99"), Ordering::Greater);
+    }
+
+    #[test]
+    fn an_event_built_from_records_reads_back_as_the_same_records() {
+        let records: Vec<InputRecord> = (0..50i64)
+            .map(|n| InputRecord {
+                stream: "storefront".into(),
+                meta: RecordMeta {
+                    shard_id: format!("shardId-00000000000{}", n % 3),
+                    sequence_number: format!("4954511524349098501828006771497314458218006259324{n:07}"),
+                    sub_sequence_number: 0,
+                    partition_key: format!("session-{n}"),
+                    arrival_ms: 1_795_439_100_000 + n * 37 + n % 7,
+                },
+                data: format!("{{\"n\":{n}}}").into_bytes(),
+                undecodable: false,
+            })
+            .collect();
+        let json = serde_json::to_string(&event_json(&records, "eu-west-1", "123456789012")).unwrap();
+        let event: KinesisEvent = serde_json::from_str(&json).unwrap();
+        let back: Vec<InputRecord> = event.records.into_iter().map(KinesisEventRecord::into_input).collect();
+        assert_eq!(back, records);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   [`sink::store::ObjectStore`];
 //! - [`config`]: the environment of contract section 3;
 //! - [`digest`]: what a batch committed, in the figures a dashboard charts;
-//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch;
+//! - [`runtime_api`]: a local Lambda Runtime API, to run the real bootstrap as Lambda does.
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
 
@@ -16,5 +17,6 @@ pub mod digest;
 mod handler;
 pub mod kinesis;
 pub mod metrics;
+pub mod runtime_api;
 
 pub use handler::{BatchReport, Processor};

@@ -1,13 +1,8 @@
-//! The real `processor` binary under a Lambda Runtime API served on 127.0.0.1, as AWS runs a
-//! `provided.al2023` bootstrap: it fetches a full-size Kinesis event (6 MB), writes to S3
-//! (moto_server) and posts the partial batch response, within 128 MiB of memory.
+//! The real `processor` binary under the local Lambda Runtime API (`processor::runtime_api`), as
+//! AWS runs a `provided.al2023` bootstrap: it fetches a full-size Kinesis event (6 MB), writes to
+//! S3 (moto_server) and posts the partial batch response, within 128 MiB of memory.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use processor::runtime_api::{FunctionSpec, InvokeError, LocalLambda};
 
 #[path = "support/records.rs"]
 mod records;
@@ -16,123 +11,21 @@ mod servers;
 
 use records::kinesis_event;
 
-/// What the fake Runtime API hands out and what it received.
-#[derive(Default)]
-struct Runtime {
-    events: Mutex<VecDeque<(String, String)>>,
-    /// (request id, "response" | "error" | "init-error", body)
-    results: Mutex<Vec<(String, String, String)>>,
-    changed: Condvar,
-}
-
-/// One keep-alive connection of the runtime client.
-fn serve(stream: TcpStream, rt: Arc<Runtime>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h).unwrap();
-            if h.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        let body = String::from_utf8_lossy(&body).to_string();
-        if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            let next = rt.events.lock().unwrap().pop_front();
-            let Some((id, event)) = next else {
-                // No more events: hold the request as Lambda does between invocations.
-                std::thread::sleep(Duration::from_secs(600));
-                return;
-            };
-            let deadline =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 60_000;
-            write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
-                 Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
-                 Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:processor\r\n\
-                 Lambda-Runtime-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793\r\nContent-Length: {}\r\n\r\n{event}",
-                event.len()
-            )
-            .unwrap();
-        } else {
-            let kind = if path.ends_with("/response") {
-                "response"
-            } else if path.contains("/init/error") {
-                "init-error"
-            } else {
-                "error"
-            };
-            let id = path.split('/').nth(4).unwrap_or("").to_string();
-            rt.results.lock().unwrap().push((id, kind.to_string(), body));
-            rt.changed.notify_all();
-            write!(out, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").unwrap();
-        }
-        out.flush().unwrap();
-    }
-}
-
-fn start_runtime(events: Vec<(String, String)>) -> (Arc<Runtime>, u16) {
-    let rt = Arc::new(Runtime::default());
-    rt.events.lock().unwrap().extend(events);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let shared = rt.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let rt = shared.clone();
-            std::thread::spawn(move || serve(stream, rt));
-        }
-    });
-    (rt, port)
-}
-
-fn wait_results(rt: &Runtime, n: usize, child: &mut Child) -> Vec<(String, String, String)> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut results = rt.results.lock().unwrap();
-    while results.len() < n {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("processor exited with {status} after {} of {n} results", results.len());
-        }
-        assert!(Instant::now() < deadline, "no result from the processor");
-        results = rt.changed.wait_timeout(results, Duration::from_millis(200)).unwrap().0;
-    }
-    results.clone()
-}
-
-fn processor_command(runtime_port: u16, moto_port: u16) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_processor"));
-    cmd.env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{runtime_port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "processor")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/23/[$LATEST]test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/processor")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{moto_port}"))
-        .env("ANALYTICS_BUCKET", "lake")
-        .env("ANALYTICS_PREFIX", "analytics/")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+fn spec(moto_port: u16, logs: &std::path::Path) -> FunctionSpec {
+    let mut spec = FunctionSpec::new(env!("CARGO_BIN_EXE_processor"));
+    spec.memory_mb = 128;
+    spec.log_file = Some(logs.to_path_buf());
+    spec.env = [
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{moto_port}")),
+        ("ANALYTICS_BUCKET", "lake".to_string()),
+        ("ANALYTICS_PREFIX", "analytics/".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    spec
 }
 
 /// Peak resident memory of a running process, from /proc (Linux).
@@ -165,26 +58,26 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     let big = kinesis_event(count);
     assert!(big.len() <= 6_000_000 && big.len() > 5_500_000, "{}", big.len());
     let size = big.len();
-    let (rt, port) = start_runtime(vec![("req-1".into(), big.clone()), ("req-2".into(), big)]);
-    let mut child = processor_command(port, moto.port).spawn().unwrap();
-    let results = wait_results(&rt, 2, &mut child);
-    let peak = peak_rss_kib(child.id());
-    child.kill().unwrap();
-    let (mut logs, mut stderr) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    child.wait().unwrap();
-
-    for (id, kind, body) in &results {
-        assert_eq!(kind, "response", "{id}: {body}\n{stderr}");
-        let answer: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}), "{id}");
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("function.log");
+    let (answers, peak) = tokio.block_on(async {
+        let lambda = LocalLambda::start(spec(moto.port, &log_file)).await.unwrap();
+        let first = lambda.invoke(big.clone()).await;
+        let pid = lambda.pid().await.expect("the function keeps running between invocations");
+        let second = lambda.invoke(big).await;
+        assert_eq!(lambda.pid().await, Some(pid), "one warm execution environment");
+        ([first, second], peak_rss_kib(pid))
+    });
+    let logs = std::fs::read_to_string(&log_file).unwrap();
+    for answer in answers {
+        let answer: serde_json::Value = serde_json::from_slice(&answer.expect("a response")).unwrap();
+        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
     }
     // JSON log lines: the first invocation committed everything, the redelivered second found
     // it all committed.
     let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).expect("JSON log line")).collect();
     let committed: Vec<_> = lines.iter().filter(|l| l["fields"]["message"] == "batch committed").collect();
-    assert_eq!(committed.len(), 2, "log lines:\n{logs}\n{stderr}");
+    assert_eq!(committed.len(), 2, "log lines:\n{logs}");
     assert_eq!(committed[0]["fields"]["quarantined"], (count / 50) as u64);
     assert_eq!(committed[0]["fields"]["events"], (count - count / 50) as u64);
     assert_eq!(committed[1]["fields"]["already_committed"], count as u64);
@@ -206,11 +99,33 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     assert!(peak < 128 * 1024, "peak RSS {peak} KiB exceeds the smallest Lambda (128 MiB)");
 }
 
-#[test]
-fn a_missing_bucket_fails_the_init_with_a_clear_message() {
-    let (_rt, port) = start_runtime(vec![]);
-    let output = processor_command(port, 9).env_remove("ANALYTICS_BUCKET").output().unwrap();
-    assert!(!output.status.success());
-    let logs = String::from_utf8_lossy(&output.stdout);
+#[tokio::test]
+async fn a_missing_bucket_fails_the_init_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("function.log");
+    let mut spec = spec(9, &log_file);
+    spec.env.retain(|(k, _)| k != "ANALYTICS_BUCKET");
+    let lambda = LocalLambda::start(spec).await.unwrap();
+    let err = lambda.invoke(&b"{}"[..]).await.unwrap_err();
+    // The runtime client posts the error to /init/error, or the process exits first.
+    assert!(matches!(err, InvokeError::Init(_) | InvokeError::Exited(_)), "{err}");
+    let logs = std::fs::read_to_string(&log_file).unwrap();
     assert!(logs.contains("ANALYTICS_BUCKET is not set"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_bad_event_is_a_function_error_and_the_environment_stays_warm() {
+    let dir = tempfile::tempdir().unwrap();
+    let lambda = LocalLambda::start(spec(9, &dir.path().join("function.log"))).await.unwrap();
+    let err = lambda.invoke(&br#"{"Records": "not a list"}"#[..]).await.unwrap_err();
+    let InvokeError::Function { message, .. } = &err else { panic!("{err}") };
+    assert!(message.contains("invalid type"), "{message}");
+    let pid = lambda.pid().await;
+    // An empty batch needs no S3: it answers at once, from the same process.
+    let answer = lambda.invoke(&br#"{"Records": []}"#[..]).await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&answer).unwrap(),
+        serde_json::json!({"batchItemFailures": []})
+    );
+    assert_eq!(lambda.pid().await, pid);
 }
