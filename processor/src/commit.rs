@@ -3,8 +3,11 @@
 //! State of a shard lives in the store under `<prefix>_pipeline/<stream>/<shard>/`:
 //! - `commits/<n>.json`: commit records, created once each with `If-None-Match: *` (the fence);
 //! - `head.json`: a copy of the latest commit record, to find it without listing;
-//! - `staging/<n>-<attempt>/<i>.parquet`: data files written before their commit;
-//! - `dedup/<n>-<attempt>.bin`: the de-duplication window as of commit `n`.
+//! - `dedup/<n>-<attempt>.bin`: the de-duplication window as of commit `n`;
+//!
+//! and data files are written before their commit under `<prefix>_staging/<stream>/<shard>/
+//! <n>-<attempt>/<i>.parquet`: a prefix of its own, so that one lifecycle rule expires the
+//! orphans of failed attempts (S3 lifecycle filters match key prefixes only).
 //!
 //! A commit record names the last sequence number it covers and every data file it publishes.
 //! Data files become visible (copied to `<prefix><table>/dt=../hr=../`) only after their commit
@@ -74,6 +77,7 @@ pub struct ShardKeys {
     pub stream: String,
     pub shard_id: String,
     base: String,
+    staging: String,
 }
 
 impl ShardKeys {
@@ -83,6 +87,7 @@ impl ShardKeys {
             stream: stream.to_string(),
             shard_id: shard_id.to_string(),
             base: format!("{prefix}_pipeline/{stream}/{shard_id}/"),
+            staging: format!("{prefix}_staging/{stream}/{shard_id}/"),
         }
     }
     pub fn head(&self) -> String {
@@ -92,7 +97,7 @@ impl ShardKeys {
         format!("{}commits/{n:020}.json", self.base)
     }
     pub fn staged(&self, n: u64, attempt: &str, i: usize) -> String {
-        format!("{}staging/{n:020}-{attempt}/{i:04}.parquet", self.base)
+        format!("{}{n:020}-{attempt}/{i:04}.parquet", self.staging)
     }
     pub fn snapshot(&self, n: u64, attempt: &str) -> String {
         format!("{}dedup/{n:020}-{attempt}.bin", self.base)
