@@ -1,0 +1,123 @@
+# The dashboard and alarms: the processor's EMF metrics (namespace Orderstream, dimension
+# Stream), the function's IteratorAge, errors and throttles, the on-failure queue's depth, and
+# the stream's incoming records.
+
+locals {
+  stream_name = aws_kinesis_stream.this.name
+  emf         = "Orderstream"
+  widget = {
+    type   = "metric"
+    width  = 12
+    height = 6
+  }
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      merge(local.widget, { x = 0, y = 0, properties = {
+        title  = "Records in the stream and through the processor"
+        region = local.region, stat = "Sum", period = 60, view = "timeSeries"
+        metrics = [
+          ["AWS/Kinesis", "IncomingRecords", "StreamName", local.stream_name],
+          [local.emf, "RecordsIn", "Stream", local.stream_name],
+          [local.emf, "Events", "Stream", local.stream_name],
+          [local.emf, "Quarantined", "Stream", local.stream_name],
+          [local.emf, "Duplicates", "Stream", local.stream_name],
+        ]
+      } }),
+      merge(local.widget, { x = 12, y = 0, properties = {
+        title   = "Orders"
+        region  = local.region, stat = "Sum", period = 60, view = "timeSeries"
+        metrics = [[local.emf, "Orders", "Stream", local.stream_name]]
+      } }),
+      merge(local.widget, { x = 0, y = 6, properties = {
+        title       = "Iterator age (ms): how far behind the processor is"
+        region      = local.region, stat = "Maximum", period = 60, view = "timeSeries"
+        metrics     = [["AWS/Lambda", "IteratorAge", "FunctionName", aws_lambda_function.processor.function_name]]
+        annotations = { horizontal = [{ label = "alarm", value = var.iterator_age_alarm_ms }] }
+      } }),
+      merge(local.widget, { x = 12, y = 6, properties = {
+        title  = "Batch latency (ms)"
+        region = local.region, period = 60, view = "timeSeries"
+        metrics = [
+          [local.emf, "BatchLatency", "Stream", local.stream_name, { stat = "p50" }],
+          [local.emf, "BatchLatency", "Stream", local.stream_name, { stat = "p99" }],
+          ["AWS/Lambda", "Duration", "FunctionName", aws_lambda_function.processor.function_name, { stat = "Maximum" }],
+        ]
+      } }),
+      merge(local.widget, { x = 0, y = 12, properties = {
+        title  = "Errors, throttles, failed records"
+        region = local.region, stat = "Sum", period = 60, view = "timeSeries"
+        metrics = [
+          ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.processor.function_name],
+          ["AWS/Lambda", "Throttles", "FunctionName", aws_lambda_function.processor.function_name],
+          [local.emf, "FailedRecords", "Stream", local.stream_name],
+          ["AWS/Kinesis", "WriteProvisionedThroughputExceeded", "StreamName", local.stream_name],
+        ]
+      } }),
+      merge(local.widget, { x = 12, y = 12, properties = {
+        title   = "On-failure queue: batches given up"
+        region  = local.region, stat = "Maximum", period = 60, view = "timeSeries"
+        metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.on_failure.name]]
+      } }),
+      merge(local.widget, { x = 0, y = 18, width = 24, properties = {
+        title   = "Quarantined by reason code"
+        region  = local.region, stat = "Sum", period = 300, view = "timeSeries"
+        metrics = [[{ expression = "SEARCH('{${local.emf},Stream,ReasonCode} Stream=\"${local.stream_name}\" MetricName=\"QuarantinedByReason\"', 'Sum', 300)", id = "q" }]]
+      } }),
+    ]
+  })
+}
+
+resource "aws_cloudwatch_metric_alarm" "iterator_age" {
+  alarm_name          = "${var.name}-iterator-age"
+  alarm_description   = "The processor is more than ${var.iterator_age_alarm_ms} ms behind the stream: records risk expiring."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = aws_lambda_function.processor.function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  threshold           = var.iterator_age_alarm_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${var.name}-processor-errors"
+  alarm_description   = "The processor failed invocations (S3 errors, timeouts): Lambda retries them, look at the logs."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.processor.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dlq" {
+  alarm_name          = "${var.name}-on-failure-messages"
+  alarm_description   = "Batches were given up after their retries: their records are not in the datasets; replay them from the queue's locations."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.on_failure.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}

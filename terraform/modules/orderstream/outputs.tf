@@ -1,0 +1,53 @@
+output "stream_name" {
+  description = "The Kinesis stream the storefront writes to (producer --stream)."
+  value       = aws_kinesis_stream.this.name
+}
+
+output "stream_arn" {
+  value = aws_kinesis_stream.this.arn
+}
+
+output "bucket" {
+  description = "The dataset bucket (ANALYTICS_BUCKET)."
+  value       = aws_s3_bucket.datasets.id
+}
+
+output "datasets_location" {
+  description = "Where the five tables live."
+  value       = "s3://${aws_s3_bucket.datasets.id}/${local.prefix}"
+}
+
+output "function_name" {
+  value = aws_lambda_function.processor.function_name
+}
+
+output "on_failure_queue_url" {
+  description = "Where batches given up after their retries are recorded."
+  value       = aws_sqs_queue.on_failure.url
+}
+
+output "kms_key_arn" {
+  value = aws_kms_key.this.arn
+}
+
+output "glue_database" {
+  value = aws_glue_catalog_database.this.name
+}
+
+output "glue_tables" {
+  description = "Table name to its columns (name and type), as Athena sees them."
+  value       = { for k, t in aws_glue_catalog_table.dataset : k => [for c in t.storage_descriptor[0].columns : { name = c.name, type = c.type }] }
+}
+
+output "athena_workgroup" {
+  value = aws_athena_workgroup.this.name
+}
+
+output "dashboard_name" {
+  value = aws_cloudwatch_dashboard.this.dashboard_name
+}
+
+output "ingest_url" {
+  description = "POST {\"events\": [...]} here from a browser (null when enable_http_ingest is false)."
+  value       = var.enable_http_ingest ? "${aws_api_gateway_stage.live[0].invoke_url}/events" : null
+}

@@ -1,0 +1,241 @@
+variable "name" {
+  description = "Name of the stack: prefix of every resource name."
+  type        = string
+  default     = "orderstream"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
+    error_message = "name: 2 to 31 lower-case letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Kinesis ---------------------------------------------------------------------------------
+
+variable "stream_mode" {
+  description = "ON_DEMAND (scales by itself, billed per GB) or PROVISIONED (shard_count shards)."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.stream_mode)
+    error_message = "stream_mode: ON_DEMAND or PROVISIONED."
+  }
+}
+
+variable "shard_count" {
+  description = "Shards of a PROVISIONED stream (each 1 MB/s and 1,000 records/s in)."
+  type        = number
+  default     = 4
+}
+
+variable "retention_hours" {
+  description = "How long the stream keeps records (24 to 8760 hours): the time to fix a stuck function."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.retention_hours >= 24 && var.retention_hours <= 8760
+    error_message = "retention_hours: 24 to 8760."
+  }
+}
+
+# --- The processor function ---------------------------------------------------------------------
+
+variable "lambda_zip" {
+  description = "Path of the function's zip (scripts/build-lambda-zip: the release processor binary as bootstrap)."
+  type        = string
+}
+
+variable "architecture" {
+  description = "arm64 (Graviton, cheaper per ms) or x86_64; the zip must be built for it."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture: arm64 or x86_64."
+  }
+}
+
+variable "memory_size" {
+  description = "Function memory in MB (a full 6 MB batch fits in 128; more memory also buys CPU)."
+  type        = number
+  default     = 512
+}
+
+variable "timeout" {
+  description = "Function timeout in seconds."
+  type        = number
+  default     = 60
+}
+
+variable "reserved_concurrency" {
+  description = "Concurrent executions reserved for the function (at least one per shard is useful)."
+  type        = number
+  default     = 20
+}
+
+variable "log_level" {
+  description = "AWS_LAMBDA_LOG_LEVEL of the function (error, warn, info, debug, trace)."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's CloudWatch log group."
+  type        = number
+  default     = 365
+}
+
+variable "analytics_prefix" {
+  description = "Key prefix of every dataset in the bucket (ANALYTICS_PREFIX): empty or ending with '/'."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.analytics_prefix == "" || can(regex("^[A-Za-z0-9!_.*'()/-]*/$", var.analytics_prefix))
+    error_message = "analytics_prefix: empty, or safe S3 key characters ending with '/'."
+  }
+}
+
+# --- Event source mapping ------------------------------------------------------------------------
+
+variable "batch_size" {
+  description = "Records per invocation at most (1 to 10000)."
+  type        = number
+  default     = 1000
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "How long to gather records before invoking (0 to 300): larger means fewer, bigger files."
+  type        = number
+  default     = 5
+}
+
+variable "parallelization_factor" {
+  description = "Concurrent batches per shard. Must be 1: the exactly-once commit protocol keeps one ordered chain of commits per shard (docs/exactly-once.md)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.parallelization_factor == 1
+    error_message = "parallelization_factor must be 1: with more, batches of one shard commit out of order and the processor's per-shard watermark would skip records."
+  }
+}
+
+variable "starting_position" {
+  description = "Where a new mapping starts: TRIM_HORIZON (everything retained) or LATEST."
+  type        = string
+  default     = "TRIM_HORIZON"
+
+  validation {
+    condition     = contains(["TRIM_HORIZON", "LATEST"], var.starting_position)
+    error_message = "starting_position: TRIM_HORIZON or LATEST."
+  }
+}
+
+variable "bisect_batch_on_function_error" {
+  description = "Split a failing batch in two before retrying, to isolate a poison record."
+  type        = bool
+  default     = true
+}
+
+variable "maximum_retry_attempts" {
+  description = "Retries of a failing batch before it goes to the on-failure queue (-1: until the records expire)."
+  type        = number
+  default     = 10
+}
+
+variable "maximum_record_age_in_seconds" {
+  description = "Records older than this go to the on-failure queue instead of being retried (-1: no limit, else 60 to 604800)."
+  type        = number
+  default     = 86400
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "How long the on-failure queue keeps the records' locations (up to 14 days)."
+  type        = number
+  default     = 1209600
+}
+
+# --- Bucket ------------------------------------------------------------------------------------
+
+variable "bucket_name" {
+  description = "Name of the dataset bucket (default: <name>-datasets-<account id>)."
+  type        = string
+  default     = null
+}
+
+variable "force_destroy" {
+  description = "Let terraform destroy delete a bucket that holds data."
+  type        = bool
+  default     = false
+}
+
+variable "quarantine_expiration_days" {
+  description = "Days quarantined records are kept (0: forever)."
+  type        = number
+  default     = 90
+}
+
+variable "staging_expiration_days" {
+  description = "Days after which orphaned staged files of failed commit attempts are deleted."
+  type        = number
+  default     = 7
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days an overwritten or deleted object's old version is kept (versioning is on)."
+  type        = number
+  default     = 7
+}
+
+# --- Athena, CloudWatch, ingest ------------------------------------------------------------------
+
+variable "athena_results_expiration_days" {
+  description = "Days Athena query results are kept."
+  type        = number
+  default     = 30
+}
+
+variable "create_named_queries" {
+  description = "Create the Athena named queries (moto cannot delete them: off for emulator runs)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm fires (for example an SNS topic)."
+  type        = list(string)
+  default     = []
+}
+
+variable "iterator_age_alarm_ms" {
+  description = "Alarm when the oldest record waiting in the stream is older than this (ms)."
+  type        = number
+  default     = 300000
+}
+
+variable "enable_http_ingest" {
+  description = "Create the API Gateway REST API that puts browser events into the stream (POST /events)."
+  type        = bool
+  default     = true
+}
+
+variable "http_ingest_throttle" {
+  description = "Steady requests per second (and twice as many in bursts) the ingest API accepts."
+  type        = number
+  default     = 500
+}
+
+variable "set_api_gateway_account_logging_role" {
+  description = "Set the account's API Gateway CloudWatch Logs role (needed once per account and region for the ingest API's logs); off where one is set already."
+  type        = bool
+  default     = true
+}
