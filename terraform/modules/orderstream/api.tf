@@ -1,5 +1,6 @@
 # HTTP ingest: POST /events with {"events": [ {...storefront event...}, ... ]} (up to 500) puts
-# each event into the stream (PutRecords, partition key = session_id), with no server: API
+# each event into the stream (PutRecords, partition key = session_id, or the request id for an
+# event without one: the processor quarantines it, nothing is refused), with no server: API
 # Gateway calls Kinesis directly. Browsers may call it from any origin (CORS).
 
 locals {
@@ -15,9 +16,11 @@ locals {
       "StreamName": "${aws_kinesis_stream.this.name}",
       "Records": [
     #foreach($e in $events)
+    #set($key = "$!e.session_id")
+    #if($key == "")#set($key = "$context.requestId")#end
         {
           "Data": "$util.base64Encode($input.json("$.events[$foreach.index]"))",
-          "PartitionKey": "$util.escapeJavaScript("$e.session_id")"
+          "PartitionKey": "$util.escapeJavaScript($key)"
         }#if($foreach.hasNext),#end
     #end
       ]
