@@ -204,3 +204,51 @@ fn the_cli_runs_the_main_job_and_refuses_bad_flags() {
         assert!(stderr.starts_with("error") && !stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_dashboard_address_in_use_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orderstream"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--duration", "1", "--dashboard", &addr])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: cannot serve the dashboard on") && last.contains(&addr), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_keeps_the_final_figures_up_until_ctrl_c() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_orderstream"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--duration", "1", "--rate", "200", "--shards", "2"])
+        .args(["--dashboard", "127.0.0.1:0", "--serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(job.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let mut url = None;
+    for line in stderr.lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("dashboard: still serving the final figures at ") {
+            url = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+        seen.push(line);
+    }
+    let url = url.unwrap_or_else(|| panic!("no serving line:\n{}", seen.join("\n")));
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let snap = http_get_json(addr, "/api/snapshot");
+    assert_eq!(snap["finished"], true);
+    assert_eq!(snap["processed"], snap["produced"]);
+    let killed = std::process::Command::new("kill").args(["-INT", &job.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = job.wait().unwrap();
+    assert!(status.success(), "Ctrl-C ends --serve cleanly: {status}");
+}

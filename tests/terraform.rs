@@ -181,7 +181,9 @@ fn lambda_zip() -> (PathBuf, &'static str) {
         .into_iter()
         .map(|arch| (support::repo_root().join(format!("target/lambda/processor-{arch}.zip")), arch))
         .find(|(zip, _)| zip.is_file())
-        .unwrap_or_else(|| panic!("target/lambda/processor-arm64.zip is missing: build it with bash scripts/build-lambda-zip"))
+        .unwrap_or_else(|| {
+            panic!("target/lambda/processor-arm64.zip is missing: build it with bash scripts/build-lambda-zip")
+        })
 }
 
 #[test]
