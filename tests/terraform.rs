@@ -198,9 +198,9 @@ fn the_lambda_zip_is_an_executable_bootstrap_for_amazon_linux_2023() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("newest glibc symbol GLIBC_2."));
 }
 
-/// What moto_server cannot do, kept behind variables: Athena named queries cannot be deleted
-/// there, and it lacks AWS's managed policy for API Gateway's account logging role.
-const MOTO_OFF: [&str; 2] = ["create_named_queries=false", "set_api_gateway_account_logging_role=false"];
+/// What moto_server cannot do, kept behind a variable: Athena named queries cannot be deleted
+/// there.
+const MOTO_OFF: [&str; 1] = ["create_named_queries=false"];
 
 #[test]
 fn the_stack_applies_and_destroys_on_moto_server() {

@@ -265,14 +265,32 @@ resource "aws_iam_role" "apigateway_logs" {
   tags               = local.tags
 }
 
-resource "aws_iam_role_policy_attachment" "apigateway_logs" {
-  count      = length(aws_iam_role.apigateway_logs)
-  role       = aws_iam_role.apigateway_logs[0].name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+# What AWS's managed AmazonAPIGatewayPushToCloudWatchLogs allows, narrowed from "*" to this
+# account's log groups in this region (the role is account-wide: any API's logs use it).
+data "aws_iam_policy_document" "apigateway_logs" {
+  statement {
+    actions = [
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:DescribeLogGroups",
+      "logs:DescribeLogStreams",
+      "logs:PutLogEvents",
+      "logs:GetLogEvents",
+      "logs:FilterLogEvents",
+    ]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "apigateway_logs" {
+  count  = length(aws_iam_role.apigateway_logs)
+  name   = "push-to-cloudwatch-logs"
+  role   = aws_iam_role.apigateway_logs[0].id
+  policy = data.aws_iam_policy_document.apigateway_logs.json
 }
 
 resource "aws_api_gateway_account" "this" {
   count               = length(aws_iam_role.apigateway_logs)
   cloudwatch_role_arn = aws_iam_role.apigateway_logs[0].arn
-  depends_on          = [aws_iam_role_policy_attachment.apigateway_logs]
+  depends_on          = [aws_iam_role_policy.apigateway_logs]
 }
