@@ -22,7 +22,7 @@ fn the_dashboard_shows_the_running_job_in_a_real_browser() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut job = Command::new(env!("CARGO_BIN_EXE_orderstream"))
-        .args(["--data-dir", dir.path().to_str().unwrap(), "--duration", "25", "--rate", "400", "--shards", "2"])
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--duration", "45", "--rate", "300", "--shards", "2"])
         .args(["--dashboard", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
