@@ -227,6 +227,10 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     assert_eq!(outputs["stream_name"]["value"], "orderstream-events");
     assert_eq!(outputs["function_name"]["value"], "orderstream-processor");
     assert!(outputs["ingest_url"]["value"].as_str().unwrap().ends_with("/live/events"));
+    let mut alarms: Vec<&str> =
+        outputs["alarm_names"]["value"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    alarms.sort_unstable();
+    assert_eq!(alarms, ["orderstream-iterator-age", "orderstream-on-failure-messages", "orderstream-processor-errors"]);
     // The Glue tables as created (read back by the provider) have the sink's columns.
     let created = &outputs["glue_tables"]["value"];
     let expected = expected_tables();

@@ -29,3 +29,7 @@ output "on_failure_queue_url" {
 output "ingest_url" {
   value = module.orderstream.ingest_url
 }
+
+output "alarm_names" {
+  value = module.orderstream.alarm_names
+}

@@ -71,50 +71,38 @@ resource "aws_cloudwatch_dashboard" "this" {
   })
 }
 
-resource "aws_cloudwatch_metric_alarm" "iterator_age" {
-  alarm_name          = "${var.name}-iterator-age"
-  alarm_description   = "The processor is more than ${var.iterator_age_alarm_ms} ms behind the stream: records risk expiring."
-  namespace           = "AWS/Lambda"
-  metric_name         = "IteratorAge"
-  dimensions          = { FunctionName = aws_lambda_function.processor.function_name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 5
-  threshold           = var.iterator_age_alarm_ms
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = local.tags
+locals {
+  function_dimensions = { FunctionName = aws_lambda_function.processor.function_name }
+  alarms = {
+    "iterator-age" = {
+      description = "The processor is more than ${var.iterator_age_alarm_ms} ms behind the stream: records risk expiring."
+      namespace   = "AWS/Lambda", metric = "IteratorAge", dimensions = local.function_dimensions
+      statistic   = "Maximum", period = 60, evaluation_periods = 5, threshold = var.iterator_age_alarm_ms
+    }
+    "processor-errors" = {
+      description = "The processor failed invocations (S3 errors, timeouts): Lambda retries them, look at the logs."
+      namespace   = "AWS/Lambda", metric = "Errors", dimensions = local.function_dimensions
+      statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0
+    }
+    "on-failure-messages" = {
+      description = "Batches were given up after their retries: their records are not in the datasets; replay them from the queue's locations."
+      namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = { QueueName = aws_sqs_queue.on_failure.name }
+      statistic   = "Maximum", period = 60, evaluation_periods = 1, threshold = 0
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  alarm_name          = "${var.name}-processor-errors"
-  alarm_description   = "The processor failed invocations (S3 errors, timeouts): Lambda retries them, look at the logs."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.processor.function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = local.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "dlq" {
-  alarm_name          = "${var.name}-on-failure-messages"
-  alarm_description   = "Batches were given up after their retries: their records are not in the datasets; replay them from the queue's locations."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.on_failure.name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  threshold           = 0
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each            = local.alarms
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions

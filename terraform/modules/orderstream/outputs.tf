@@ -51,3 +51,7 @@ output "ingest_url" {
   description = "POST {\"events\": [...]} here from a browser (null when enable_http_ingest is false)."
   value       = var.enable_http_ingest ? "${aws_api_gateway_stage.live[0].invoke_url}/events" : null
 }
+
+output "alarm_names" {
+  value = [for a in aws_cloudwatch_metric_alarm.this : a.alarm_name]
+}
