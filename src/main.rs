@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::time::Duration;
 
+use producer::args;
 use producer::kinesis::KinesisApi;
 
 use orderstream::consume::KinesisShard;
@@ -50,10 +51,10 @@ struct RunArgs {
     #[command(flatten)]
     dir: DataDir,
     /// How long to produce traffic, in seconds; the pipeline then drains.
-    #[arg(long, default_value_t = 60.0, value_parser = positive)]
+    #[arg(long, default_value_t = 60.0, value_parser = args::positive)]
     duration: f64,
     /// Storefront records per second.
-    #[arg(long, default_value_t = 5000.0, value_parser = positive)]
+    #[arg(long, default_value_t = 5000.0, value_parser = args::positive)]
     rate: f64,
     /// Shards of the embedded stream.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -64,11 +65,11 @@ struct RunArgs {
     #[arg(long)]
     shard_limits: bool,
     /// Shares of invalid records, producer retries and late events in the traffic.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, value_parser = args::share)]
     invalid_rate: f64,
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, value_parser = args::share)]
     duplicate_rate: f64,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = args::share)]
     late_rate: f64,
     /// Event source mapping: records per invocation at most.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
@@ -82,7 +83,7 @@ struct RunArgs {
     max_retry_attempts: i64,
     /// Event source mapping: records older than this many seconds go to the on-failure
     /// destination instead of being retried again.
-    #[arg(long, value_parser = positive)]
+    #[arg(long, value_parser = args::positive)]
     max_record_age: Option<f64>,
     /// Event source mapping: retry a failed batch whole instead of halving it.
     #[arg(long)]
@@ -100,13 +101,6 @@ struct RunArgs {
 
 const DEFAULT_DASHBOARD: std::net::SocketAddr =
     std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8686);
-
-fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number > 0")),
-    }
-}
 
 #[derive(Subcommand)]
 enum Command {
@@ -130,7 +124,7 @@ struct FunctionArgs {
     #[arg(long, value_name = "BOOTSTRAP")]
     function: Option<PathBuf>,
     /// The function's timeout in seconds: a longer invocation is stopped, as Lambda stops it.
-    #[arg(long, default_value_t = 60.0, value_parser = positive, requires = "function")]
+    #[arg(long, default_value_t = 60.0, value_parser = args::positive, requires = "function")]
     function_timeout: f64,
 }
 
@@ -180,7 +174,7 @@ struct ConsumeArgs {
     #[arg(long)]
     latest: bool,
     /// Stop after this many seconds, once what was read is processed (default: until Ctrl-C).
-    #[arg(long, value_parser = positive)]
+    #[arg(long, value_parser = args::positive)]
     duration: Option<f64>,
     /// Records per invocation at most.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
@@ -263,11 +257,6 @@ fn print_report(report: &BatchReport, store: &dyn ObjectStore) {
 async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
     let data_dir = a.dir.data_dir.clone();
     let faults = Faults { invalid_rate: a.invalid_rate, duplicate_rate: a.duplicate_rate, late_rate: a.late_rate };
-    for (name, v) in
-        [("--invalid-rate", a.invalid_rate), ("--duplicate-rate", a.duplicate_rate), ("--late-rate", a.late_rate)]
-    {
-        anyhow::ensure!((0.0..=1.0).contains(&v), "{name} must be a share between 0 and 1");
-    }
     let mut esm = EsmConfig::new(data_dir.join("_on_failure"));
     esm.batch_size = a.batch_size as usize;
     esm.batching_window = Duration::from_millis(a.batching_window_ms);

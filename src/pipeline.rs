@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use processor::Processor;
+use producer::args::Pace;
 use producer::kinesis::{self, Entry, SendConfig, SendStats};
 use producer::{Config, Faults, Storefront, Truth};
 use sink::store::LocalStore;
@@ -119,13 +120,13 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         ..Config::default()
     });
     let counter = live.clone();
+    let pace = Pace { started, rate: job.rate, events: None, duration: Some(job.duration) };
     let generate = async move {
         let mut truth = Truth::new();
         let mut buf = Vec::with_capacity(1024);
         let mut n = 0u64;
-        while started.elapsed() < job.duration {
-            let due = started + Duration::from_secs_f64(n as f64 / job.rate);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        while !pace.done(n) {
+            if let Some(wait) = pace.wait(n) {
                 tokio::time::sleep(wait).await;
             }
             // A chunk per millisecond of schedule keeps the timer cost low at high rates.

@@ -4,10 +4,12 @@
 //!   currencies by country, discounts, shipping and tax that add up, a daily curve, flash sales,
 //!   fault injection);
 //! - [`Truth`]: the exact counts and sums the valid records must produce in each table;
-//! - [`kinesis`]: PutRecords batching, retries, throttling, partition-key strategies.
+//! - [`kinesis`]: PutRecords batching, retries, throttling, partition-key strategies;
+//! - [`args`]: command-line value parsers and [`args::Pace`], shared with the main job.
 //!
 //! The binary `producer` wires them to the command line; the main job calls the library.
 
+pub mod args;
 mod catalog;
 mod json;
 pub mod kinesis;

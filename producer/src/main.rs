@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Parser, ValueEnum};
+use producer::args::{self, Pace};
 use producer::kinesis::{self, Entry, KinesisApi, Router, SdkKinesis, SendConfig, SendStats, Strategy};
 use producer::{Config, Faults, Storefront, Truth};
 
@@ -32,10 +33,10 @@ struct Cli {
     #[arg(long)]
     events: Option<u64>,
     /// Produce for this many seconds instead of a number of events.
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = args::seconds)]
     duration: Option<Duration>,
     /// Records per second, paced evenly; 0 = as fast as possible.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_non_negative)]
+    #[arg(long, default_value_t = 0.0, value_parser = args::non_negative)]
     rate: f64,
     /// The same seed and flags give the same records, byte for byte.
     #[arg(long, default_value_t = 1)]
@@ -46,7 +47,7 @@ struct Cli {
     start: i64,
     /// Events per simulated second at the daily peak (the storefront's clock; with --rate
     /// and --start now, set it to the same value so event times follow the wall clock).
-    #[arg(long, default_value_t = 1000.0, value_parser = parse_positive)]
+    #[arg(long, default_value_t = 1000.0, value_parser = args::positive)]
     sim_rate: f64,
     /// Visitors browsing at the same time.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -60,13 +61,13 @@ struct Cli {
     #[arg(long, default_value_t = 5)]
     flash_sale_minutes: u32,
     /// Share of records the contract rejects, spread over every reason code.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 0.0, value_parser = args::share)]
     invalid_rate: f64,
     /// Share of valid events sent twice, as a producer retry does.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 0.0, value_parser = args::share)]
     duplicate_rate: f64,
     /// Share of events whose event_time is 2 to 30 minutes in the past.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 0.0, value_parser = args::share)]
     late_rate: f64,
     /// How records are spread over shards (with --stream).
     #[arg(long, value_enum, default_value_t = KeyStrategy::Session)]
@@ -96,31 +97,6 @@ enum KeyStrategy {
     Weighted,
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a share between 0 and 1")),
-    }
-}
-
-fn parse_non_negative(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number >= 0")),
-    }
-}
-
-fn parse_positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number > 0")),
-    }
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    parse_positive(s).map(Duration::from_secs_f64)
-}
-
 fn parse_start(s: &str) -> Result<i64, String> {
     if s == "now" {
         return std::time::SystemTime::now()
@@ -129,29 +105,6 @@ fn parse_start(s: &str) -> Result<i64, String> {
             .map_err(|e| e.to_string());
     }
     model::parse_rfc3339(s).map(|t| t.millis)
-}
-
-/// Stops a run at its event count or duration, and paces it at its rate.
-struct Pace {
-    started: Instant,
-    rate: f64,
-    events: Option<u64>,
-    duration: Option<Duration>,
-}
-
-impl Pace {
-    fn done(&self, produced: u64) -> bool {
-        self.events.is_some_and(|n| produced >= n) || self.duration.is_some_and(|d| self.started.elapsed() >= d)
-    }
-
-    /// How long to wait before record number `produced` (even spacing, not a burst a second).
-    fn wait(&self, produced: u64) -> Option<Duration> {
-        if self.rate <= 0.0 {
-            return None;
-        }
-        let due = self.started + Duration::from_secs_f64(produced as f64 / self.rate);
-        due.checked_duration_since(Instant::now()).filter(|d| *d >= Duration::from_millis(1))
-    }
 }
 
 fn storefront(cli: &Cli) -> Storefront {
