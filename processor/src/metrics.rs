@@ -31,8 +31,11 @@ fn document(timestamp_ms: i64, dimensions: &[&str], metrics: &[(&str, &str)], va
     doc
 }
 
-/// The EMF documents of one batch.
+/// The EMF documents of one batch; none for an empty batch (it has no stream to name).
 pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
+    if report.records == 0 {
+        return Vec::new();
+    }
     let stream = &report.stream;
     let mut docs = vec![document(
         timestamp_ms,
@@ -134,5 +137,6 @@ mod tests {
         assert_eq!(docs[1]["QuarantinedByReason"], 2);
         assert_eq!((docs[2]["Currency"].as_str(), docs[2]["RevenueMinor"].as_f64()), (Some("EUR"), Some(1500.0)));
         assert_eq!(docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stream", "Currency"]]));
+        assert!(documents(&BatchReport::default(), 0).is_empty(), "an empty batch names no stream");
     }
 }
