@@ -15,6 +15,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
 use model::EventType;
+use processor::digest::Minute;
 use producer::kinesis::SendStats;
 use serde::Serialize;
 
@@ -23,8 +24,8 @@ use crate::esm::EsmStats;
 const PAGE: &str = include_str!("dashboard.html");
 /// Seconds of throughput history kept for the chart.
 const HISTORY: usize = 300;
-/// Minutes of orders and revenue shown.
-const MINUTES: usize = 15;
+/// Minutes of orders and revenue shown: the newest and the ones before it.
+const MINUTES: i64 = 10;
 const TOP: usize = 10;
 
 /// The counters a run shares with its progress line and its dashboard.
@@ -149,18 +150,7 @@ impl Live {
         let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let esm = self.esm.lock().unwrap_or_else(|e| e.into_inner());
         let d = &esm.digest;
-        let minutes = d
-            .minutes
-            .iter()
-            .rev()
-            .take(MINUTES)
-            .rev()
-            .map(|(start, m)| MinutePoint {
-                minute: model::format_millis(*start)[11..16].to_string(),
-                orders: m.orders,
-                revenue_minor: m.revenue_minor.iter().map(|(c, v)| (c.clone(), *v as f64)).collect(),
-            })
-            .collect();
+        let minutes = recent_minutes(&d.minutes);
         Snapshot {
             stream: self.stream.clone(),
             shards: self.shards,
@@ -195,6 +185,25 @@ impl Live {
             quarantine: esm.quarantined.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect(),
         }
     }
+}
+
+/// The last [`MINUTES`] event-time minutes up to the newest, a point for each (zero where no
+/// order fell): late events of older minutes still count in the totals, not in the chart.
+fn recent_minutes(minutes: &BTreeMap<i64, Minute>) -> Vec<MinutePoint> {
+    let Some(newest) = minutes.keys().next_back().copied() else { return Vec::new() };
+    let none = Minute::default();
+    (0..MINUTES)
+        .rev()
+        .map(|back| newest - back * 60_000)
+        .map(|start| {
+            let m = minutes.get(&start).unwrap_or(&none);
+            MinutePoint {
+                minute: model::format_millis(start)[11..16].to_string(),
+                orders: m.orders,
+                revenue_minor: m.revenue_minor.iter().map(|(c, v)| (c.clone(), *v as f64)).collect(),
+            }
+        })
+        .collect()
 }
 
 /// Per-second rates between successive ticks.
@@ -344,6 +353,21 @@ mod tests {
                 ("order_placed", 0, None),
             ]
         );
+    }
+
+    #[test]
+    fn the_chart_shows_the_last_ten_minutes_with_gaps_filled() {
+        let m = |orders| Minute { orders, revenue_minor: [("EUR".to_string(), 100 * orders as i128)].into() };
+        let base = model::parse_rfc3339("2026-11-24T09:20:00Z").unwrap().millis;
+        let minutes: BTreeMap<i64, Minute> =
+            [(base - 3_600_000, m(1)), (base, m(5)), (base + 5 * 60_000, m(7)), (base + 9 * 60_000, m(2))].into();
+        let points = recent_minutes(&minutes);
+        assert_eq!(points.len(), 10);
+        assert_eq!((points[0].minute.as_str(), points[0].orders), ("09:20", 5));
+        assert_eq!((points[1].orders, points[1].revenue_minor.get("EUR")), (0, None));
+        assert_eq!((points[5].orders, points[5].revenue_minor["EUR"]), (7, 700.0));
+        assert_eq!((points[9].minute.as_str(), points[9].orders), ("09:29", 2));
+        assert!(recent_minutes(&BTreeMap::new()).is_empty());
     }
 
     #[test]
