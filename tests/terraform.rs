@@ -220,6 +220,20 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     let var_args: Vec<String> = vars.iter().flat_map(|v| ["-var".to_string(), v.clone()]).collect();
     let with_vars =
         |cmd: &[&str]| -> Vec<String> { cmd.iter().map(|s| s.to_string()).chain(var_args.iter().cloned()).collect() };
+    // The ingest API is switchable: without it, the plan has no API Gateway resource.
+    let planned = |extra: &[&str]| -> Vec<String> {
+        let mut args = with_vars(&["plan", "-input=false", "-no-color", "-out=switch.plan"]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        ws.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let plan: Value = serde_json::from_str(&ws.ok(&["show", "-json", "switch.plan"])).unwrap();
+        plan["resource_changes"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap().to_string()).collect()
+    };
+    let with_api = planned(&[]);
+    let without_api = planned(&["-var", "enable_http_ingest=false"]);
+    assert!(with_api.iter().any(|t| t == "aws_api_gateway_rest_api"), "{with_api:?}");
+    assert!(without_api.iter().all(|t| !t.starts_with("aws_api_gateway")), "{without_api:?}");
+    assert!(without_api.iter().any(|t| t == "aws_lambda_event_source_mapping"));
+
     let apply = with_vars(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     ws.ok(&apply.iter().map(String::as_str).collect::<Vec<_>>());
 
