@@ -222,8 +222,9 @@ impl<S: ObjectStore> Function for Processor<S> {
 }
 
 /// The real `processor` binary under [`LocalLambda`]: each batch becomes a Lambda Kinesis event,
-/// and the partial batch response names the failed records. Only the function's own log lines
-/// (EMF) know its figures; the report has the records and failures.
+/// the partial batch response names the failed records, and the batch's figures (events,
+/// quarantined by reason, duplicates) come from the EMF summary the function logs for the
+/// invocation. Orders, revenue and units per product are not in it: the digest stays empty.
 pub struct RuntimeFunction {
     pub lambda: LocalLambda,
     pub region: String,
@@ -239,12 +240,35 @@ impl Function for RuntimeFunction {
         };
         let event = processor::kinesis::event_json(&records, &self.region, "000000000000");
         let answer = match serde_json::to_vec(&event) {
-            Ok(payload) => self.lambda.invoke(payload).await.map_err(|e| e.to_string()),
+            Ok(payload) => self.lambda.invoke_with_metrics(payload, METRICS_WAIT).await.map_err(|e| e.to_string()),
             Err(e) => Err(format!("cannot encode the event: {e}")),
         };
-        match answer.and_then(|body| partial_batch_response(&body)) {
+        let (body, summary) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+        };
+        match partial_batch_response(&body) {
             Ok(failed) => report.failed = failed,
             Err(e) => report.error = Some(e),
+        }
+        if let Some(doc) = summary {
+            let count = |k: &str| doc[k].as_u64().unwrap_or(0) as usize;
+            report.events = count("Events");
+            report.quarantined = count("Quarantined");
+            report.duplicates = count("Duplicates");
+            report.already_committed = count("AlreadyCommitted");
+            if let Some(by_reason) = doc["QuarantinedByReasonCode"].as_object() {
+                for (code, n) in by_reason {
+                    if let Ok(code) = code.parse::<ReasonCode>() {
+                        report.quarantined_by_reason.insert(code, n.as_u64().unwrap_or(0) as usize);
+                    }
+                }
+            }
+        } else {
+            tracing::warn!("the function logged no EMF summary for the batch: its figures are not counted");
         }
         report
     }
@@ -289,6 +313,10 @@ pub fn lowest_failed(records: &[StreamRecord], report: &BatchReport) -> Option<u
     }
     lowest
 }
+
+/// How long to wait, after the function's answer, for its EMF summary of the batch (logged
+/// before the answer; this covers reading the pipe).
+const METRICS_WAIT: Duration = Duration::from_secs(2);
 
 /// Polls one shard until `stop` is set and the shard is drained.
 pub async fn poll_shard<F: Function + ?Sized, Src: ShardSource>(

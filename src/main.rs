@@ -336,19 +336,12 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
         p.await.context("a shard poller stopped")??;
     }
     let st = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let figures = if a.function.function.is_some() {
-        "events and quarantine in the function's log lines (EMF)".to_string()
-    } else {
-        format!(
-            "{} events, {} quarantined, {} duplicates dropped",
-            st.events,
-            st.quarantined.values().sum::<u64>(),
-            st.duplicates
-        )
-    };
     println!(
-        "{} records: {figures}; {} invocations ({} failed), {} records sent to {}",
+        "{} records: {} events, {} quarantined, {} duplicates dropped; {} invocations ({} failed), {} records sent to {}",
         st.records,
+        st.events,
+        st.quarantined.values().sum::<u64>(),
+        st.duplicates,
         st.invocations,
         st.failed_invocations,
         st.discarded,

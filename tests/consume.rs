@@ -135,7 +135,12 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.starts_with("3000 records: events and quarantine in the function's log lines"), "{stdout}");
+    let t_events = t["tables"]["events"]["rows"].as_u64().unwrap();
+    let t_quarantined = t["tables"]["quarantine"]["rows"].as_u64().unwrap();
+    assert!(
+        stdout.starts_with(&format!("3000 records: {t_events} events, {t_quarantined} quarantined")),
+        "the figures come from the function's EMF summaries: {stdout}"
+    );
     // The function's JSON log lines (and EMF) went to standard error.
     assert!(stderr.contains(r#""message":"batch committed""#) && stderr.contains(r#""_aws""#), "{stderr}");
     let bucket = sink::store::S3Store::new(s3.clone(), "lake");

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
     let processor = &processor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
         let (response, report) = processor.handle(event.payload).await;
-        processor::metrics::emit(&report);
+        processor::metrics::emit(&report, &event.context.request_id);
         Ok::<_, Error>(response)
     }))
     .await

@@ -31,8 +31,10 @@ fn document(timestamp_ms: i64, dimensions: &[&str], metrics: &[(&str, &str)], va
     doc
 }
 
-/// The EMF documents of one batch; none for an empty batch (it has no stream to name).
-pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
+/// The EMF documents of one batch; none for an empty batch (it has no stream to name). The
+/// first also carries, as plain properties, the invocation's `RequestId` and
+/// `QuarantinedByReasonCode` (code to count), so that one log line tells the whole batch.
+pub fn documents(report: &BatchReport, timestamp_ms: i64, request_id: &str) -> Vec<Value> {
     if report.records == 0 {
         return Vec::new();
     }
@@ -60,6 +62,10 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
             "FailedRecords": report.failed.len(),
             "Orders": report.digest.orders(),
             "BatchLatency": report.elapsed_ms,
+            "RequestId": request_id,
+            "QuarantinedByReasonCode": report.quarantined_by_reason.iter()
+                .map(|(code, n)| (code.as_str().to_string(), json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
         }),
     )];
     for (code, n) in &report.quarantined_by_reason {
@@ -81,12 +87,14 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64) -> Vec<Value> {
     docs
 }
 
-/// Writes the batch's documents to standard output, one line each. A failed write loses
-/// metrics, never the batch.
-pub fn emit(report: &BatchReport) {
+/// Writes the batch's documents to standard output, one line each, the first of
+/// [`documents`] last. A failed write loses metrics, never the batch.
+pub fn emit(report: &BatchReport, request_id: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let docs = documents(report, now, request_id);
     let mut out = std::io::stdout().lock();
-    for doc in documents(report, now) {
+    // The summary document last: a log reader that has seen it has seen the batch's lines.
+    for doc in docs.iter().skip(1).chain(docs.first()) {
         let _ = writeln!(out, "{doc}");
     }
     let _ = out.flush();
@@ -118,7 +126,7 @@ mod tests {
             elapsed_ms: 42,
             ..Default::default()
         };
-        let docs = documents(&report, 1_795_435_200_000);
+        let docs = documents(&report, 1_795_435_200_000, "req-1");
         assert_eq!(docs.len(), 4);
         let main = &docs[0];
         assert_eq!(main["_aws"]["Timestamp"], 1_795_435_200_000i64);
@@ -133,10 +141,14 @@ mod tests {
             (main["RecordsIn"].as_u64(), main["Orders"].as_u64(), main["BatchLatency"].as_u64()),
             (Some(10), Some(3), Some(42))
         );
+        assert_eq!(
+            (main["RequestId"].as_str(), &main["QuarantinedByReasonCode"]),
+            (Some("req-1"), &json!({"invalid_json": 2}))
+        );
         assert_eq!(docs[1]["ReasonCode"], "invalid_json");
         assert_eq!(docs[1]["QuarantinedByReason"], 2);
         assert_eq!((docs[2]["Currency"].as_str(), docs[2]["RevenueMinor"].as_f64()), (Some("EUR"), Some(1500.0)));
         assert_eq!(docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stream", "Currency"]]));
-        assert!(documents(&BatchReport::default(), 0).is_empty(), "an empty batch names no stream");
+        assert!(documents(&BatchReport::default(), 0, "r").is_empty(), "an empty batch names no stream");
     }
 }

@@ -9,6 +9,7 @@
 //! 6 MB are refused with 413, as Lambda refuses them.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -101,7 +102,14 @@ struct Shared {
     ready: Notify,
     /// Invocations handed out, by request id, until the function answers.
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// The first EMF document the processor logs for an invocation (it names its `RequestId`),
+    /// by request id, until the invoker takes it.
+    metrics: Mutex<HashMap<String, serde_json::Value>>,
+    metrics_seen: Notify,
 }
+
+/// Bound on the metric documents kept for invocations nobody asks about.
+const MAX_KEPT_METRICS: usize = 1024;
 
 impl Shared {
     fn resolve(&self, id: &str, outcome: Outcome) -> bool {
@@ -243,18 +251,56 @@ impl LocalLambda {
             .envs(s.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        if let Some(path) = &s.log_file {
-            let open = || std::fs::OpenOptions::new().create(true).append(true).open(path);
-            let spawn_error = |error| InvokeError::Spawn { path: path.display().to_string(), error };
-            cmd.stdout(open().map_err(spawn_error)?).stderr(open().map_err(spawn_error)?);
-        } else {
-            cmd.stdout(std::io::stderr());
+        // Standard output passes through a reader that notes the invocations' EMF documents.
+        let log: Box<dyn std::io::Write + Send> = match &s.log_file {
+            Some(path) => {
+                let open = || std::fs::OpenOptions::new().create(true).append(true).open(path);
+                let spawn_error = |error| InvokeError::Spawn { path: path.display().to_string(), error };
+                cmd.stderr(open().map_err(spawn_error)?);
+                Box::new(open().map_err(spawn_error)?)
+            }
+            None => Box::new(std::io::stderr()),
+        };
+        cmd.stdout(Stdio::piped());
+        let mut child =
+            cmd.spawn().map_err(|error| InvokeError::Spawn { path: s.bootstrap.display().to_string(), error })?;
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(forward_logs(stdout, log, self.shared.clone()));
         }
-        cmd.spawn().map_err(|error| InvokeError::Spawn { path: s.bootstrap.display().to_string(), error })
+        Ok(child)
     }
 
     /// Invokes the function with `payload` and waits for its answer (or its timeout).
     pub async fn invoke(&self, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
+        let (id, body) = self.invoke_request(payload.into()).await?;
+        self.shared.metrics.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        Ok(body)
+    }
+
+    /// Invokes the function and also returns the first EMF document it logged for the
+    /// invocation (the processor's batch summary: `RecordsIn`, `Events`, `Quarantined`,
+    /// `QuarantinedByReasonCode`, ...), waiting up to `wait` for it after the answer.
+    pub async fn invoke_with_metrics(
+        &self,
+        payload: impl Into<Bytes>,
+        wait: Duration,
+    ) -> Result<(Bytes, Option<serde_json::Value>), InvokeError> {
+        let (id, body) = self.invoke_request(payload.into()).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let seen = self.shared.metrics_seen.notified();
+            tokio::pin!(seen);
+            seen.as_mut().enable();
+            if let Some(doc) = self.shared.metrics.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                return Ok((body, Some(doc)));
+            }
+            if tokio::time::timeout_at(deadline, seen).await.is_err() {
+                return Ok((body, None));
+            }
+        }
+    }
+
+    async fn invoke_request(&self, payload: Bytes) -> Result<(String, Bytes), InvokeError> {
         let mut environment = self.environment.lock().await;
         if let Some(child) = environment.as_mut() {
             if let Ok(Some(_)) = child.try_wait() {
@@ -271,7 +317,7 @@ impl LocalLambda {
         self.shared.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), tx);
         let deadline_ms = now_ms() + self.spec.timeout.as_millis() as i64;
         *self.shared.next.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Queued { id: id.clone(), body: payload.into(), deadline_ms });
+            Some(Queued { id: id.clone(), body: payload, deadline_ms });
         self.shared.ready.notify_one();
 
         let ended = tokio::select! {
@@ -283,7 +329,7 @@ impl LocalLambda {
         self.shared.next.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.shared.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         let result = match ended {
-            Ended::Answer(Some(Outcome::Response(body))) => return Ok(body),
+            Ended::Answer(Some(Outcome::Response(body))) => return Ok((id, body)),
             Ended::Answer(Some(Outcome::Error(body))) => {
                 let (error_type, message) = parse_error(&body);
                 return Err(InvokeError::Function { error_type, message });
@@ -301,6 +347,34 @@ impl LocalLambda {
         *environment = None;
         Err(result)
     }
+}
+
+/// Copies the function's standard output to its log, keeping the EMF documents that name a
+/// request id (the processor's first document of each batch).
+async fn forward_logs(
+    stdout: tokio::process::ChildStdout,
+    mut log: Box<dyn std::io::Write + Send>,
+    shared: Arc<Shared>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let _ = writeln!(log, "{line}");
+        if !line.starts_with('{') || !line.contains("\"RequestId\"") {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if let (Some(id), true) = (doc["RequestId"].as_str(), doc.get("_aws").is_some()) {
+            let mut kept = shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() >= MAX_KEPT_METRICS {
+                kept.clear();
+            }
+            kept.entry(id.to_string()).or_insert(doc);
+            drop(kept);
+            shared.metrics_seen.notify_waiters();
+        }
+    }
+    let _ = log.flush();
 }
 
 enum Ended {

@@ -62,17 +62,26 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     let log_file = dir.path().join("function.log");
     let (answers, peak) = tokio.block_on(async {
         let lambda = LocalLambda::start(spec(moto.port, &log_file)).await.unwrap();
-        let first = lambda.invoke(big.clone()).await;
+        // With metrics: the function's summary line, logged last, is then through the pipe.
+        let wait = std::time::Duration::from_secs(5);
+        let first = lambda.invoke_with_metrics(big.clone(), wait).await.expect("a response");
         let pid = lambda.pid().await.expect("the function keeps running between invocations");
-        let second = lambda.invoke(big).await;
+        let second = lambda.invoke_with_metrics(big, wait).await.expect("a response");
         assert_eq!(lambda.pid().await, Some(pid), "one warm execution environment");
         ([first, second], peak_rss_kib(pid))
     });
     let logs = std::fs::read_to_string(&log_file).unwrap();
-    for answer in answers {
-        let answer: serde_json::Value = serde_json::from_slice(&answer.expect("a response")).unwrap();
+    for (answer, summary) in &answers {
+        let answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
         assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+        let summary = summary.as_ref().expect("the invocation's EMF summary, by its request id");
+        assert_eq!(summary["RecordsIn"], count as u64);
     }
+    assert_eq!(
+        answers[0].1.as_ref().unwrap()["QuarantinedByReasonCode"],
+        serde_json::json!({"invalid_json": count / 50})
+    );
+    assert_ne!(answers[0].1.as_ref().unwrap()["RequestId"], answers[1].1.as_ref().unwrap()["RequestId"]);
     // JSON log lines: the first invocation committed everything, the redelivered second found
     // it all committed.
     let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).expect("JSON log line")).collect();
