@@ -28,20 +28,10 @@ locals {
   VTL
 }
 
-data "aws_iam_policy_document" "assume_apigateway" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "ingest" {
   count              = local.api_count
   name               = "${var.name}-ingest"
-  assume_role_policy = data.aws_iam_policy_document.assume_apigateway.json
+  assume_role_policy = data.aws_iam_policy_document.assume["apigateway"].json
   tags               = local.tags
 }
 
@@ -137,27 +127,6 @@ resource "aws_api_gateway_integration" "put_records" {
   request_templates = { "application/json" = local.put_records_template }
 }
 
-resource "aws_api_gateway_method_response" "post_ok" {
-  count               = local.api_count
-  rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
-  resource_id         = aws_api_gateway_resource.events[0].id
-  http_method         = aws_api_gateway_method.post[0].http_method
-  status_code         = "200"
-  response_parameters = { for k, _ in local.cors : k => true }
-}
-
-resource "aws_api_gateway_integration_response" "post_ok" {
-  count               = local.api_count
-  rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
-  resource_id         = aws_api_gateway_resource.events[0].id
-  http_method         = aws_api_gateway_method.post[0].http_method
-  status_code         = aws_api_gateway_method_response.post_ok[0].status_code
-  response_parameters = local.cors
-  # PutRecords' answer says, per record, which were throttled: the page retries those.
-  response_templates = { "application/json" = "$input.json('$')" }
-  depends_on         = [aws_api_gateway_integration.put_records]
-}
-
 resource "aws_api_gateway_method" "options" {
   # checkov:skip=CKV_AWS_59:CORS preflight: browsers send it without credentials.
   # checkov:skip=CKV2_AWS_53:A preflight has no body to validate.
@@ -177,23 +146,34 @@ resource "aws_api_gateway_integration" "options" {
   request_templates = { "application/json" = "{\"statusCode\": 200}" }
 }
 
-resource "aws_api_gateway_method_response" "options" {
-  count               = local.api_count
-  rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
-  resource_id         = aws_api_gateway_resource.events[0].id
-  http_method         = aws_api_gateway_method.options[0].http_method
-  status_code         = "200"
-  response_parameters = { for k, _ in local.cors : k => true }
+# The 200 answer of both methods, with the CORS headers; POST passes PutRecords' answer on (it
+# says, per record, which were throttled: the page retries those).
+locals {
+  ingest_answers = var.enable_http_ingest ? {
+    POST    = { "application/json" = "$input.json('$')" }
+    OPTIONS = {}
+  } : {}
 }
 
-resource "aws_api_gateway_integration_response" "options" {
-  count               = local.api_count
+resource "aws_api_gateway_method_response" "ok" {
+  for_each            = local.ingest_answers
   rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
   resource_id         = aws_api_gateway_resource.events[0].id
-  http_method         = aws_api_gateway_method.options[0].http_method
-  status_code         = aws_api_gateway_method_response.options[0].status_code
+  http_method         = each.key
+  status_code         = "200"
+  response_parameters = { for k, _ in local.cors : k => true }
+  depends_on          = [aws_api_gateway_method.post, aws_api_gateway_method.options]
+}
+
+resource "aws_api_gateway_integration_response" "ok" {
+  for_each            = local.ingest_answers
+  rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
+  resource_id         = aws_api_gateway_resource.events[0].id
+  http_method         = each.key
+  status_code         = aws_api_gateway_method_response.ok[each.key].status_code
   response_parameters = local.cors
-  depends_on          = [aws_api_gateway_integration.options]
+  response_templates  = each.value
+  depends_on          = [aws_api_gateway_integration.put_records, aws_api_gateway_integration.options]
 }
 
 resource "aws_api_gateway_deployment" "ingest" {
@@ -203,14 +183,14 @@ resource "aws_api_gateway_deployment" "ingest" {
     redeploy = sha1(jsonencode([
       aws_api_gateway_integration.put_records[0].request_templates,
       aws_api_gateway_model.events[0].schema,
-      aws_api_gateway_integration_response.post_ok[0].response_parameters,
+      aws_api_gateway_integration_response.ok["POST"].response_parameters,
       aws_api_gateway_integration.options[0].id,
     ]))
   }
   lifecycle {
     create_before_destroy = true
   }
-  depends_on = [aws_api_gateway_integration_response.post_ok, aws_api_gateway_integration_response.options]
+  depends_on = [aws_api_gateway_integration_response.ok]
 }
 
 resource "aws_cloudwatch_log_group" "ingest" {
@@ -261,7 +241,7 @@ resource "aws_api_gateway_method_settings" "all" {
 resource "aws_iam_role" "apigateway_logs" {
   count              = var.enable_http_ingest && var.set_api_gateway_account_logging_role ? 1 : 0
   name               = "${var.name}-apigateway-logs"
-  assume_role_policy = data.aws_iam_policy_document.assume_apigateway.json
+  assume_role_policy = data.aws_iam_policy_document.assume["apigateway"].json
   tags               = local.tags
 }
 

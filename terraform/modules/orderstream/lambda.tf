@@ -23,19 +23,21 @@ resource "aws_cloudwatch_log_group" "processor" {
   tags              = local.tags
 }
 
-data "aws_iam_policy_document" "assume_lambda" {
+# Who may assume the stack's roles: Lambda (the processor) and API Gateway (ingest, logs).
+data "aws_iam_policy_document" "assume" {
+  for_each = toset(["lambda", "apigateway"])
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
+      identifiers = ["${each.key}.amazonaws.com"]
     }
   }
 }
 
 resource "aws_iam_role" "processor" {
   name               = local.function_name
-  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  assume_role_policy = data.aws_iam_policy_document.assume["lambda"].json
   tags               = local.tags
 }
 
