@@ -4,7 +4,7 @@
 //! and record age with an on-failure destination (a local folder), checkpoints and iterator
 //! age. It invokes the same handler as the Lambda function.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use std::time::Duration;
 use model::ReasonCode;
 use processor::digest::Digest;
 use processor::kinesis::InputRecord;
-use processor::runtime_api::LocalLambda;
+use processor::runtime_api::{FunctionSpec, LocalLambda};
 use processor::{BatchReport, Processor};
 use sink::store::ObjectStore;
 use sink::RecordMeta;
@@ -225,9 +225,29 @@ impl<S: ObjectStore> Function for Processor<S> {
 /// the partial batch response names the failed records, and the batch's figures (events,
 /// quarantined by reason, duplicates) come from the EMF summary the function logs for the
 /// invocation. Orders, revenue and units per product are not in it: the digest stays empty.
+///
+/// Like Lambda with a parallelization factor of 1, each shard gets an execution environment of
+/// its own (a Runtime API and a function process), so shards are processed concurrently and a
+/// shard's batches one at a time.
 pub struct RuntimeFunction {
-    pub lambda: LocalLambda,
-    pub region: String,
+    spec: FunctionSpec,
+    environments: tokio::sync::Mutex<HashMap<String, Arc<LocalLambda>>>,
+}
+
+impl RuntimeFunction {
+    pub fn new(spec: FunctionSpec) -> Self {
+        RuntimeFunction { spec, environments: tokio::sync::Mutex::new(HashMap::new()) }
+    }
+
+    async fn environment(&self, shard_id: &str) -> std::io::Result<Arc<LocalLambda>> {
+        let mut environments = self.environments.lock().await;
+        if let Some(lambda) = environments.get(shard_id) {
+            return Ok(lambda.clone());
+        }
+        let lambda = Arc::new(LocalLambda::start(self.spec.clone()).await?);
+        environments.insert(shard_id.to_string(), lambda.clone());
+        Ok(lambda)
+    }
 }
 
 #[async_trait::async_trait]
@@ -238,10 +258,14 @@ impl Function for RuntimeFunction {
             records: records.len(),
             ..BatchReport::default()
         };
-        let event = processor::kinesis::event_json(&records, &self.region, "000000000000");
-        let answer = match serde_json::to_vec(&event) {
-            Ok(payload) => self.lambda.invoke_with_metrics(payload, METRICS_WAIT).await.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot encode the event: {e}")),
+        let event = processor::kinesis::event_json(&records, &self.spec.region, "000000000000");
+        let shard_id = records.first().map(|r| r.meta.shard_id.as_str()).unwrap_or_default();
+        let answer = match (serde_json::to_vec(&event), self.environment(shard_id).await) {
+            (Ok(payload), Ok(lambda)) => {
+                lambda.invoke_with_metrics(payload, METRICS_WAIT).await.map_err(|e| e.to_string())
+            }
+            (Err(e), _) => Err(format!("cannot encode the event: {e}")),
+            (_, Err(e)) => Err(format!("cannot serve the local Lambda Runtime API: {e}")),
         };
         let (body, summary) = match answer {
             Ok(a) => a,
@@ -492,6 +516,44 @@ mod tests {
         assert_eq!(lowest_failed(&records, &report(&[""])), Some(10));
         let failed = BatchReport { error: Some("boom".into()), ..BatchReport::default() };
         assert_eq!(lowest_failed(&records, &failed), Some(10));
+    }
+
+    #[tokio::test]
+    async fn each_shard_gets_an_execution_environment_of_its_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A bootstrap that notes the Runtime API it was given and never answers.
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(
+            &bootstrap,
+            "#!/bin/sh\necho \"$AWS_LAMBDA_RUNTIME_API\" >> \"$LAMBDA_TASK_ROOT/apis\"\nexec sleep 30\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = FunctionSpec::new(&bootstrap);
+        spec.timeout = Duration::from_millis(300);
+        let function = RuntimeFunction::new(spec);
+        let record = |shard: &str| InputRecord {
+            stream: "s".into(),
+            meta: RecordMeta {
+                shard_id: shard.into(),
+                sequence_number: "1".into(),
+                sub_sequence_number: 0,
+                partition_key: "k".into(),
+                arrival_ms: 0,
+            },
+            data: b"{}".to_vec(),
+            undecodable: false,
+        };
+        for shard in ["shardId-0", "shardId-1", "shardId-0"] {
+            let report = function.invoke(vec![record(shard)]).await;
+            assert!(report.error.as_deref().is_some_and(|e| e.contains("timed out")), "{report:?}");
+        }
+        let apis = std::fs::read_to_string(dir.path().join("apis")).unwrap();
+        let apis: Vec<&str> = apis.lines().collect();
+        assert_eq!(apis.len(), 3, "a cold start per timed-out invocation");
+        assert_ne!(apis[0], apis[1], "two shards, two environments");
+        assert_eq!(apis[0], apis[2], "a shard keeps its environment's Runtime API");
     }
 
     #[test]

@@ -129,7 +129,7 @@ struct FunctionArgs {
 }
 
 impl FunctionArgs {
-    async fn start(&self, output: &OutputConfig) -> anyhow::Result<Option<esm::RuntimeFunction>> {
+    fn spec(&self, output: &OutputConfig) -> anyhow::Result<Option<FunctionSpec>> {
         let Some(bootstrap) = &self.function else { return Ok(None) };
         anyhow::ensure!(bootstrap.is_file(), "--function {}: no such file", bootstrap.display());
         let bucket = output
@@ -142,9 +142,7 @@ impl FunctionArgs {
             spec.region = region;
         }
         spec.env = vec![("ANALYTICS_BUCKET".into(), bucket.into()), ("ANALYTICS_PREFIX".into(), output.prefix.clone())];
-        let region = spec.region.clone();
-        let lambda = LocalLambda::start(spec).await.context("cannot serve the local Lambda Runtime API")?;
-        Ok(Some(esm::RuntimeFunction { lambda, region }))
+        Ok(Some(spec))
     }
 }
 
@@ -300,15 +298,15 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
     );
     let client = aws_sdk_kinesis::Client::new(&shared);
     let shards = producer::kinesis::SdkKinesis::new(client.clone()).open_shards(&a.stream).await?;
-    let (function, target): (Arc<dyn Function>, String) = match a.function.start(&a.output).await? {
-        Some(f) => {
+    let (function, target): (Arc<dyn Function>, String) = match a.function.spec(&a.output)? {
+        Some(spec) => {
             let target = format!(
                 "the function {} (s3://{}/{})",
-                f.lambda.bootstrap().display(),
+                spec.bootstrap.display(),
                 a.output.bucket.as_deref().unwrap_or(""),
                 a.output.prefix
             );
-            (Arc::new(f), target)
+            (Arc::new(esm::RuntimeFunction::new(spec)), target)
         }
         None => {
             let store = orderstream::open_store(a.output.bucket.as_deref(), &a.dir.data_dir).await?;
@@ -354,8 +352,9 @@ async fn invoke(a: InvokeArgs) -> anyhow::Result<bool> {
     let event = std::fs::read(&a.event).with_context(|| format!("cannot read {}", a.event.display()))?;
     serde_json::from_slice::<processor::kinesis::KinesisEvent>(&event)
         .with_context(|| format!("{} is not a Lambda Kinesis event", a.event.display()))?;
-    let function = a.function.start(&a.output).await?.context("--function is required")?;
-    match function.lambda.invoke(event).await {
+    let spec = a.function.spec(&a.output)?.context("--function is required")?;
+    let lambda = LocalLambda::start(spec).await.context("cannot serve the local Lambda Runtime API")?;
+    match lambda.invoke(event).await {
         Ok(response) => {
             println!("{}", String::from_utf8_lossy(&response));
             Ok(true)

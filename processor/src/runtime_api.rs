@@ -218,10 +218,6 @@ impl LocalLambda {
         Ok(LocalLambda { spec, addr, shared, environment: tokio::sync::Mutex::new(None), server })
     }
 
-    pub fn bootstrap(&self) -> &std::path::Path {
-        &self.spec.bootstrap
-    }
-
     /// The `AWS_LAMBDA_RUNTIME_API` value (`127.0.0.1:PORT`).
     pub fn runtime_api(&self) -> String {
         self.addr.to_string()
