@@ -64,11 +64,13 @@ struct RunArgs {
     /// Throttle each shard at 1,000 records/s and 1 MiB/s, as a provisioned Kinesis shard.
     #[arg(long)]
     shard_limits: bool,
-    /// Shares of invalid records, producer retries and late events in the traffic.
+    /// Share of invalid records (each reason code of the contract), quarantined by the handler.
     #[arg(long, default_value_t = 0.005, value_parser = args::share)]
     invalid_rate: f64,
+    /// Share of valid events sent again right after, as a producer retry does (dropped as duplicates).
     #[arg(long, default_value_t = 0.005, value_parser = args::share)]
     duplicate_rate: f64,
+    /// Share of valid events whose event time is 2 to 30 minutes behind the clock (late arrivals).
     #[arg(long, default_value_t = 0.01, value_parser = args::share)]
     late_rate: f64,
     /// Event source mapping: records per invocation at most.
