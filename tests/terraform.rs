@@ -256,3 +256,47 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     let out = ws.ok(&destroy.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.contains("Destroy complete!"), "{out}");
 }
+
+/// The ingest API's mapping template (API Gateway VTL), rendered as API Gateway renders it
+/// (tests/support/render_vtl.py; moto_server stores it but does not run it): a browser's
+/// {"events": [...]} becomes one valid PutRecords request, each event its own record, keyed by
+/// its session whatever characters the session id holds.
+#[test]
+fn the_ingest_mapping_turns_a_browser_post_into_one_put_records_request() {
+    let events = json!([
+        {"event_id": "e-1", "event_type": "page_view", "session_id": "s-1001", "page": "/é"},
+        {"event_id": "e-2", "event_type": "page_view"},
+        {"event_id": "e-3", "session_id": "it's \"quoted\" \\ é 💡"},
+        {"event_id": "e-4", "session_id": "s".repeat(65)},
+        {"event_id": "e-5", "session_id": 42, "nested": {"a": [1, 2]}},
+    ]);
+    let mut child = Command::new("python3")
+        .arg(support::repo_root().join("tests/support/render_vtl.py"))
+        .arg(support::repo_root().join("terraform/modules/orderstream/put_records.vtl"))
+        .args(["orderstream-events", "req-7"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {TOOLS_HINT}"));
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(json!({"events": events}).to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "render_vtl.py: {}", String::from_utf8_lossy(&out.stderr));
+    let request: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(request["StreamName"], "orderstream-events");
+    let records = request["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 5);
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
+    };
+    let keys: Vec<String> = records.iter().map(|r| String::from_utf8(b64(&r["PartitionKey"])).unwrap()).collect();
+    assert_eq!(keys, ["s-1001", "req-7", "it's \"quoted\" \\ é 💡", "req-7", "42"]);
+    for (record, event) in records.iter().zip(events.as_array().unwrap()) {
+        let data: Value = serde_json::from_slice(&b64(&record["Data"])).unwrap();
+        assert_eq!(&data, event, "each record's data is its event");
+        assert!(record["PartitionKey"].as_str().unwrap().len() <= 256, "Kinesis's partition key limit");
+    }
+}

@@ -1,7 +1,8 @@
 # HTTP ingest: POST /events with {"events": [ {...storefront event...}, ... ]} (up to 500) puts
-# each event into the stream (PutRecords, partition key = session_id, or the request id for an
-# event without one: the processor quarantines it, nothing is refused), with no server: API
-# Gateway calls Kinesis directly. Browsers may call it from any origin (CORS).
+# each event into the stream (PutRecords through put_records.vtl: partition key from the
+# session_id, or the request id for an event without one; the processor quarantines invalid
+# events, nothing is refused here), with no server: API Gateway calls Kinesis directly.
+# Browsers may call it from any origin (CORS).
 
 locals {
   api_count = var.enable_http_ingest ? 1 : 0
@@ -10,22 +11,7 @@ locals {
     "method.response.header.Access-Control-Allow-Headers" = "'Content-Type'"
     "method.response.header.Access-Control-Allow-Methods" = "'OPTIONS,POST'"
   }
-  put_records_template = <<-VTL
-    #set($events = $input.path('$.events'))
-    {
-      "StreamName": "${aws_kinesis_stream.this.name}",
-      "Records": [
-    #foreach($e in $events)
-    #set($key = "$!e.session_id")
-    #if($key == "")#set($key = "$context.requestId")#end
-        {
-          "Data": "$util.base64Encode($input.json("$.events[$foreach.index]"))",
-          "PartitionKey": "$util.escapeJavaScript($key)"
-        }#if($foreach.hasNext),#end
-    #end
-      ]
-    }
-  VTL
+  put_records_template = templatefile("${path.module}/put_records.vtl", { stream_name = aws_kinesis_stream.this.name })
 }
 
 resource "aws_iam_role" "ingest" {
