@@ -181,7 +181,7 @@ resource "aws_api_gateway_deployment" "ingest" {
 
 resource "aws_cloudwatch_log_group" "ingest" {
   count             = local.api_count
-  name              = "/aws/apigateway/${var.name}-ingest"
+  name              = local.log_groups.ingest
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
   tags              = local.tags

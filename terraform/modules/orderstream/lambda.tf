@@ -17,7 +17,7 @@ resource "aws_sqs_queue" "on_failure" {
 }
 
 resource "aws_cloudwatch_log_group" "processor" {
-  name              = "/aws/lambda/${local.function_name}"
+  name              = local.log_groups.processor
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
   tags              = local.tags

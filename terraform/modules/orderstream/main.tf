@@ -9,6 +9,11 @@ locals {
   bucket    = coalesce(var.bucket_name, "${var.name}-datasets-${local.account}")
   prefix    = var.analytics_prefix
   tags      = merge({ "app" = "orderstream", "stack" = var.name }, var.tags)
+  # The log groups the stack's key encrypts: named here once, for them and for the key policy.
+  log_groups = {
+    processor = "/aws/lambda/${local.function_name}"
+    ingest    = "/aws/apigateway/${var.name}-ingest"
+  }
 }
 
 # One customer-managed key for the stream, the bucket, the queue, the logs and Athena's results.
@@ -40,9 +45,9 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
-  # CloudWatch Logs encrypts the function's log group, and only that log group.
+  # CloudWatch Logs encrypts the stack's log groups, and only those.
   statement {
-    sid       = "LogsEncryptTheFunctionLogGroup"
+    sid       = "LogsEncryptTheStackLogGroups"
     actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
     resources = ["*"]
     principals {
@@ -52,7 +57,7 @@ data "aws_iam_policy_document" "key" {
     condition {
       test     = "ArnEquals"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${var.name}-processor"]
+      values   = [for name in values(local.log_groups) : "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:${name}"]
     }
   }
 }
