@@ -258,14 +258,11 @@ impl Function for RuntimeFunction {
             records: records.len(),
             ..BatchReport::default()
         };
-        let event = processor::kinesis::event_json(&records, &self.spec.region, "000000000000");
+        let payload = processor::kinesis::event_json(&records, &self.spec.region, "000000000000").to_string();
         let shard_id = records.first().map(|r| r.meta.shard_id.as_str()).unwrap_or_default();
-        let answer = match (serde_json::to_vec(&event), self.environment(shard_id).await) {
-            (Ok(payload), Ok(lambda)) => {
-                lambda.invoke_with_metrics(payload, METRICS_WAIT).await.map_err(|e| e.to_string())
-            }
-            (Err(e), _) => Err(format!("cannot encode the event: {e}")),
-            (_, Err(e)) => Err(format!("cannot serve the local Lambda Runtime API: {e}")),
+        let answer = match self.environment(shard_id).await {
+            Ok(lambda) => lambda.invoke_with_metrics(payload, METRICS_WAIT).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot serve the local Lambda Runtime API: {e}")),
         };
         let (body, summary) = match answer {
             Ok(a) => a,
