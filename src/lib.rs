@@ -16,10 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sink::store::{LocalStore, ObjectStore, S3Store};
 
-/// The wall clock in UTC milliseconds since the epoch (arrival times, ages, latencies).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use model::now_ms;
 
 /// The store the datasets go to: the bucket when one is given, else a local directory.
 pub async fn open_store(bucket: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn ObjectStore>> {

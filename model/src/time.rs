@@ -96,6 +96,12 @@ pub fn parse_rfc3339(s: &str) -> Result<EventTime, String> {
     Ok(EventTime { millis: secs * 1000 + i64::from(nanos / 1_000_000), sub_milli_nanos: nanos % 1_000_000 })
 }
 
+/// The wall clock in UTC milliseconds since the epoch: arrival times, ages and latencies of the
+/// local pipeline, the processor's EMF timestamps and the local Runtime API's deadlines.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// `2026-11-23T12:02:10.123Z` for UTC milliseconds (for messages and generated events).
 pub fn format_millis(ms: i64) -> String {
     match DateTime::from_timestamp_millis(ms) {

@@ -90,8 +90,7 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64, request_id: &str) -> V
 /// Writes the batch's documents to standard output, one line each, the first of
 /// [`documents`] last. A failed write loses metrics, never the batch.
 pub fn emit(report: &BatchReport, request_id: &str) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let docs = documents(report, now, request_id);
+    let docs = documents(report, model::now_ms(), request_id);
     let mut out = std::io::stdout().lock();
     // The summary document last: a log reader that has seen it has seen the batch's lines.
     for doc in docs.iter().skip(1).chain(docs.first()) {

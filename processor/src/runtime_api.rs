@@ -311,7 +311,7 @@ impl LocalLambda {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.shared.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), tx);
-        let deadline_ms = now_ms() + self.spec.timeout.as_millis() as i64;
+        let deadline_ms = model::now_ms() + self.spec.timeout.as_millis() as i64;
         *self.shared.next.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Queued { id: id.clone(), body: payload, deadline_ms });
         self.shared.ready.notify_one();
@@ -377,10 +377,6 @@ enum Ended {
     Answer(Option<Outcome>),
     Exited(String),
     TimedOut,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
