@@ -86,14 +86,9 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
 }
 
 fn http_get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let (head, body) = support::http(addr, "GET", path);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).unwrap()
+    serde_json::from_str(&body).unwrap()
 }
 
 /// A memory store whose first `n` reads fail: each failed invocation fails once, at loading the

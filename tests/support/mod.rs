@@ -143,12 +143,20 @@ pub fn start_fault_proxy(upstream: &Server) -> Server {
 /// Makes the proxy forward `after` more requests, then answer the `n` after them with
 /// `status`. Returns the proxy's counters.
 pub fn inject_faults(proxy: &Server, after: usize, n: usize, status: u16) -> Value {
-    let mut conn = TcpStream::connect(("127.0.0.1", proxy.port)).expect("proxy");
-    write!(conn, "POST /__fault__?after={after}&fail={n}&status={status} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.port));
+    let (_, body) = http(addr, "POST", &format!("/__fault__?after={after}&fail={n}&status={status}"));
+    serde_json::from_str(&body).expect("proxy counters")
+}
+
+/// One HTTP/1.1 request without a body on a fresh connection: the status line and headers, and
+/// the body.
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, String) {
+    let mut conn = TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    write!(conn, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
-    serde_json::from_str(body).expect("proxy counters")
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_string(), body.to_string())
 }
 
 /// An S3 client for an emulator endpoint, with dummy credentials and short retry backoff.
