@@ -1,84 +1,38 @@
 //! Exactly once (contract 2.6), as properties: whatever the batch boundaries, redeliveries,
-//! store failures at any request and cold starts (a crash loses the processor's memory), the
-//! datasets end up holding every valid event once (the first copy of an `event_id` within 10
-//! minutes), every rejected record once, and aggregates equal to the detail rows.
+//! store failures at any request (refused, or applied with the reply lost), cold starts (a crash
+//! loses the processor's memory), checkpoints, and batches Lambda gives up on and that are
+//! replayed later, the datasets end up holding every valid event once (the first copy of an
+//! `event_id` within 10 minutes), every rejected record once, and aggregates equal to the detail
+//! rows.
 
 mod support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use processor::kinesis::InputRecord;
-use processor::Processor;
+use processor::ledger::Settings;
+use processor::{Processor, ProcessorConfig};
 use proptest::prelude::*;
-use sink::store::{MemoryStore, ObjectStore, StoreError};
+use sink::store::ObjectStore;
 use sink::{RecordMeta, Table};
+use support::faulty::{Fault, Faulty};
 use support::{i, read_table, s};
 
 const T0: i64 = 1_795_435_200_000; // 2026-11-23T12:00:00Z
 
-/// A memory store that fails `burst` requests in a row once `after` requests have gone through.
-#[derive(Default)]
-struct Faulty {
-    inner: MemoryStore,
-    ops: AtomicUsize,
-    fail_from: AtomicUsize,
-    burst: AtomicUsize,
-}
-
-impl Faulty {
-    fn arm(&self, fault: Option<(usize, usize)>) {
-        let (after, burst) = fault.unwrap_or((usize::MAX, 0));
-        self.ops.store(0, Ordering::SeqCst);
-        self.fail_from.store(after, Ordering::SeqCst);
-        self.burst.store(burst, Ordering::SeqCst);
-    }
-
-    fn check(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst);
-        let from = self.fail_from.load(Ordering::SeqCst);
-        if n >= from && n - from < self.burst.load(Ordering::SeqCst) {
-            return Err(StoreError::new(op, key, "faulty", "injected: 503 SlowDown"));
-        }
-        Ok(())
+/// Checkpoints every few commits (so that cold starts read them), and a retention long enough
+/// that nothing in these tests is folded.
+fn config() -> ProcessorConfig {
+    ProcessorConfig {
+        ledger: Settings { retention: Duration::from_secs(8760 * 3600), checkpoint_every: 3, checkpoint_min_ids: 4 },
+        ..ProcessorConfig::default()
     }
 }
 
-#[async_trait]
-impl ObjectStore for Faulty {
-    fn describe(&self) -> String {
-        "faulty memory".into()
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        self.check("get", key)?;
-        self.inner.get(key).await
-    }
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        self.check("put", key)?;
-        self.inner.put(key, body).await
-    }
-    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
-        self.check("put_if_absent", key)?;
-        self.inner.put_if_absent(key, body).await
-    }
-    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        self.check("copy", from)?;
-        self.inner.copy(from, to).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.check("exists", key)?;
-        self.inner.exists(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.check("delete", key)?;
-        self.inner.delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
-    }
+fn processor(store: &Arc<Faulty>) -> Processor<Arc<Faulty>> {
+    Processor::with_config(store.clone(), "pre/", config())
 }
 
 #[derive(Debug, Clone)]
@@ -200,76 +154,164 @@ fn expected(records: &[InputRecord]) -> Expected {
 struct Delivery {
     size: usize,
     replay_back: usize,
-    fault: Option<(usize, usize)>,
+    fault: Option<(usize, usize, Fault)>,
+    /// Count and fail only writes (so that a fault lands on a write of the commit, not a read).
+    writes_only: bool,
     cold_start: bool,
+    /// When the invocation fails, the event source mapping gives up on the rest of the batch
+    /// (retries exhausted): it goes to the on-failure destination and is replayed at the end.
+    give_up: bool,
 }
 
-fn delivery() -> impl Strategy<Value = Delivery> {
-    let fault = prop_oneof![2 => Just(None), 3 => (0usize..45, 1usize..4).prop_map(Some)];
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![Just(Fault::Refuse), Just(Fault::LostReply), Just(Fault::RetryRefused)]
+}
+
+fn delivery(give_ups: bool) -> impl Strategy<Value = Delivery> {
+    let fault = prop_oneof![2 => Just(None), 3 => (0usize..45, 1usize..4, fault()).prop_map(Some)];
     let back = prop_oneof![3 => Just(0usize), 1 => 1usize..8];
-    (1usize..14, back, fault, prop::bool::weighted(0.25)).prop_map(|(size, replay_back, fault, cold_start)| Delivery {
-        size,
-        replay_back,
-        fault,
-        cold_start,
-    })
+    let give_up = if give_ups { prop::bool::weighted(0.3).boxed() } else { Just(false).boxed() };
+    (1usize..14, back, fault, any::<bool>(), prop::bool::weighted(0.25), give_up).prop_map(
+        |(size, replay_back, fault, writes_only, cold_start, give_up)| Delivery {
+            size,
+            replay_back,
+            fault,
+            writes_only,
+            cold_start,
+            give_up,
+        },
+    )
 }
 
 /// Delivers the records as Lambda's event source mapping would (retrying from the lowest failed
-/// record), following the scripted deliveries, then without faults until all succeed.
-async fn deliver(records: &[InputRecord], script: &[Delivery]) -> Arc<Faulty> {
+/// record, or giving up on the rest of a failed batch), following the scripted deliveries, then
+/// without faults until all succeed; then replays each batch given up on, as `orderstream
+/// replay` does, until it succeeds. Returns the store and whether anything was given up.
+async fn deliver(records: &[InputRecord], script: &[Delivery]) -> (Arc<Faulty>, bool) {
     let store = Arc::new(Faulty::default());
-    let new_processor = || Processor::new(store.clone(), "pre/");
-    let mut processor = new_processor();
+    let mut p = processor(&store);
     let mut pos = 0;
-    let clean = Delivery { size: 10, replay_back: 0, fault: None, cold_start: false };
+    let mut given_up: Vec<(usize, usize)> = Vec::new();
+    let clean =
+        Delivery { size: 10, replay_back: 0, fault: None, writes_only: false, cold_start: false, give_up: false };
     for (step, d) in script.iter().chain(std::iter::repeat(&clean)).enumerate() {
         if pos >= records.len() && step >= script.len() {
             break;
         }
         assert!(step < script.len() + 1000, "delivery did not finish");
         if d.cold_start {
-            processor = new_processor();
+            p = processor(&store);
         }
         let start = pos.saturating_sub(d.replay_back).min(records.len().saturating_sub(1));
         let end = (start + d.size).min(records.len());
-        store.arm(d.fault);
-        let report = processor.process(records[start..end].to_vec()).await;
-        store.arm(None);
-        match report.failed.iter().map(|seq| records.iter().position(|r| &r.meta.sequence_number == seq).unwrap()).min()
-        {
+        store.arm(d.fault, d.writes_only);
+        let report = p.process(records[start..end].to_vec()).await;
+        store.arm(None, false);
+        let lowest =
+            report.failed.iter().map(|seq| records.iter().position(|r| &r.meta.sequence_number == seq).unwrap()).min();
+        match lowest {
             None => pos = pos.max(end),
             Some(lowest) => {
                 assert!(report.error.is_some());
                 assert!(lowest >= start && lowest < end);
-                pos = lowest;
+                if d.give_up {
+                    given_up.push((lowest, end));
+                    pos = pos.max(end);
+                } else {
+                    pos = lowest;
+                }
             }
         }
     }
-    store
+    for &(from, to) in &given_up {
+        let mut from = from;
+        for attempt in 0.. {
+            assert!(attempt < 20, "the replay of {from}..{to} did not finish");
+            let report = p.process(records[from..to].to_vec()).await;
+            match report
+                .failed
+                .iter()
+                .map(|seq| records.iter().position(|r| &r.meta.sequence_number == seq).unwrap())
+                .min()
+            {
+                None => break,
+                Some(lowest) => from = lowest,
+            }
+            p = processor(&store);
+        }
+        // A second replay of the same range changes nothing.
+        let again = p.process(records[from..to].to_vec()).await;
+        assert_eq!((again.error, again.files, again.already_committed), (None, 0, to - from), "replayed twice");
+    }
+    (store, !given_up.is_empty())
 }
 
-async fn check_datasets(store: &Faulty, records: &[InputRecord]) {
-    let (events, quarantine, lines) = expected(records);
-    let mut got_events: Vec<_> = read_table(store, "pre/", Table::Events)
+/// (event_id, sequence number) of the events; (sequence number, reason) of the quarantine.
+async fn read_back(store: &Faulty) -> (Vec<(String, String)>, Vec<(String, String)>, Vec<support::Row>) {
+    let mut events: Vec<_> = read_table(store, "pre/", Table::Events)
         .await
         .into_iter()
         .map(|(_, r)| (s(&r, "event_id"), s(&r, "sequence_number")))
         .collect();
-    got_events.sort();
-    assert_eq!(got_events, events, "events");
-    let mut got_q: Vec<_> = read_table(store, "pre/", Table::Quarantine)
+    events.sort();
+    let mut q: Vec<_> = read_table(store, "pre/", Table::Quarantine)
         .await
         .into_iter()
         .map(|(_, r)| (s(&r, "sequence_number"), s(&r, "reason_code")))
         .collect();
-    got_q.sort();
+    q.sort();
+    let items = read_table(store, "pre/", Table::OrderItems).await.into_iter().map(|(_, r)| r).collect();
+    (events, q, items)
+}
+
+/// The datasets hold exactly the first copies of each `event_id` (in sequence order) and every
+/// rejected record, once.
+async fn check_datasets(store: &Faulty, records: &[InputRecord]) {
+    let (events, quarantine, lines) = expected(records);
+    let (got_events, got_q, items) = read_back(store).await;
+    assert_eq!(got_events, events, "events");
     assert_eq!(got_q, quarantine, "quarantine");
-    let items = read_table(store, "pre/", Table::OrderItems).await;
     assert_eq!(items.len(), lines, "order_items");
-    for (_, r) in &items {
+    for r in &items {
         assert!(events.iter().any(|(id, _)| *id == s(r, "event_id")));
         assert_eq!(i(r, "line_total_minor"), i(r, "quantity") * i(r, "unit_price_minor"));
+    }
+    support::aggregates_match_details(store, "pre/").await;
+}
+
+/// With replays, records are processed out of sequence order, so the copy of an `event_id` that
+/// is kept may be a later one; still every valid record counts once: it is an event, or a kept
+/// copy arrived within 10 minutes of it, and no two events share an id within 10 minutes.
+async fn check_counts_once(store: &Faulty, records: &[InputRecord]) {
+    let (_, quarantine, _) = expected(records);
+    let (got_events, got_q, items) = read_back(store).await;
+    assert_eq!(got_q, quarantine, "quarantine");
+    let arrival: HashMap<&str, i64> =
+        records.iter().map(|r| (r.meta.sequence_number.as_str(), r.meta.arrival_ms)).collect();
+    let mut present: HashMap<String, Vec<i64>> = HashMap::new();
+    for w in got_events.windows(2) {
+        assert_ne!(w[0].1, w[1].1, "a record is an event twice");
+    }
+    for (id, seq) in &got_events {
+        present.entry(id.clone()).or_default().push(arrival[seq.as_str()]);
+    }
+    for (id, times) in &present {
+        for a in times {
+            for b in times {
+                assert!(a == b || (a - b).abs() > model::DEDUP_WINDOW_MS, "{id} counted twice within the window");
+            }
+        }
+    }
+    for r in records {
+        if let Ok(e) = model::validate(&r.data, r.meta.arrival_ms) {
+            let kept = present
+                .get(&e.event_id)
+                .is_some_and(|ts| ts.iter().any(|t| (t - r.meta.arrival_ms).abs() <= model::DEDUP_WINDOW_MS));
+            assert!(kept, "{} ({}) is neither an event nor a duplicate of one", e.event_id, r.meta.sequence_number);
+        }
+    }
+    for r in &items {
+        assert!(got_events.iter().any(|(id, _)| *id == s(r, "event_id")));
     }
     support::aggregates_match_details(store, "pre/").await;
 }
@@ -279,17 +321,33 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_batching_redelivery_failure_and_crash_gives_the_same_datasets(
+    fn any_batching_redelivery_failure_lost_reply_and_crash_gives_the_same_datasets(
         specs in prop::collection::vec(spec(), 1..40),
-        script in prop::collection::vec(delivery(), 0..30),
+        script in prop::collection::vec(delivery(false), 0..30),
     ) {
         let records = render(&specs);
         runtime().block_on(async {
-            let store = deliver(&records, &script).await;
+            let (store, _) = deliver(&records, &script).await;
             check_datasets(&store, &records).await;
+        });
+    }
+
+    #[test]
+    fn batches_given_up_and_replayed_later_count_once(
+        specs in prop::collection::vec(spec(), 1..40),
+        script in prop::collection::vec(delivery(true), 0..30),
+    ) {
+        let records = render(&specs);
+        runtime().block_on(async {
+            let (store, gave_up) = deliver(&records, &script).await;
+            if gave_up {
+                check_counts_once(&store, &records).await;
+            } else {
+                check_datasets(&store, &records).await;
+            }
         });
     }
 }
@@ -312,14 +370,17 @@ fn a_whole_batch_redelivered_and_a_retry_from_the_middle_change_nothing() {
         // mid-batch and ends elsewhere (different boundaries).
         let script = [(0, 20), (20, 30), (0, 20), (7, 26), (13, 30)];
         let store = Arc::new(Faulty::default());
-        let processor = Processor::new(store.clone(), "pre/");
+        let p = processor(&store);
         for (k, (a, b)) in script.into_iter().enumerate() {
-            let report = processor.process(records[a..b].to_vec()).await;
+            let report = p.process(records[a..b].to_vec()).await;
             assert!(report.error.is_none());
             if k >= 2 {
                 assert_eq!((report.already_committed, report.files), (b - a, 0), "redelivery {k} writes nothing");
             }
         }
+        // A cold processor finds the same from the ledger (checkpoints and commits).
+        let cold = processor(&store).process(records[5..30].to_vec()).await;
+        assert_eq!((cold.error, cold.already_committed, cold.files), (None, 25, 0));
         check_datasets(&store, &records).await;
     });
 }
@@ -339,10 +400,10 @@ fn a_producer_retry_in_a_later_batch_counts_once_and_a_quarantined_copy_is_not_t
     let records = render(&specs);
     runtime().block_on(async {
         let store = Arc::new(Faulty::default());
-        let processor = Processor::new(store.clone(), "pre/");
+        let p = processor(&store);
         let mut dups = 0;
         for r in &records {
-            dups += processor.process(vec![r.clone()]).await.duplicates;
+            dups += p.process(vec![r.clone()]).await.duplicates;
         }
         assert_eq!(dups, 2);
         let events: Vec<_> = read_table(&*store, "pre/", Table::Events)
@@ -371,7 +432,7 @@ fn a_batch_spanning_hours_writes_each_partition_once_per_commit() {
     let records = render(&specs);
     runtime().block_on(async {
         let store = Arc::new(Faulty::default());
-        let report = Processor::new(store.clone(), "pre/").process(records.clone()).await;
+        let report = processor(&store).process(records.clone()).await;
         // Event times 09:30 to 12:00 span 4 hours: events, order_items, sales and funnel in 4
         // partitions each, one file per partition.
         assert_eq!(report.files, 16);
@@ -381,16 +442,20 @@ fn a_batch_spanning_hours_writes_each_partition_once_per_commit() {
     });
 }
 
-#[test]
-fn a_stale_processor_loses_the_commit_race_and_reloads() {
-    let specs: Vec<Spec> = (0..12)
+fn orders(n: usize) -> Vec<InputRecord> {
+    let specs: Vec<Spec> = (0..n)
         .map(|n| Spec { kind: Kind::Order(vec![(1, 1, 99)]), id: n, gap_ms: 500, age_ms: 0, country: 1, device: 1 })
         .collect();
-    let records = render(&specs);
+    render(&specs)
+}
+
+#[test]
+fn a_stale_processor_loses_the_commit_race_and_reloads() {
+    let records = orders(12);
     runtime().block_on(async {
         let store = Arc::new(Faulty::default());
-        let a = Processor::new(store.clone(), "pre/");
-        let b = Processor::new(store.clone(), "pre/");
+        let a = processor(&store);
+        let b = processor(&store);
         assert!(a.process(records[..4].to_vec()).await.error.is_none());
         // B (another container) takes over the shard and commits the next records.
         let rb = b.process(records[..8].to_vec()).await;
@@ -402,5 +467,177 @@ fn a_stale_processor_loses_the_commit_race_and_reloads() {
         check_datasets(&store, &records).await;
         let commits = store.inner.list("pre/_pipeline/orders/shardId-000000000001/commits/").await.unwrap();
         assert_eq!(commits.len(), 3);
+    });
+}
+
+#[test]
+fn a_lost_reply_on_any_write_of_a_commit_is_read_back_never_assumed() {
+    // The 3,000-event run of the issue, in small: a fault on the k-th write of a commit, for
+    // every k, both ways a lost reply shows: an error, or the retry answered 412.
+    let records = orders(20);
+    let mut lost = 0;
+    runtime().block_on(async {
+        for fault in [Fault::LostReply, Fault::RetryRefused] {
+            for k in 0..16 {
+                let store = Arc::new(Faulty::default());
+                let p = processor(&store);
+                assert!(p.process(records[..5].to_vec()).await.error.is_none());
+                store.arm(Some((k, 1, fault)), true);
+                let first = p.process(records[5..12].to_vec()).await;
+                store.arm(None, false);
+                let mut pos = if first.failed.is_empty() { 12 } else { 12 - first.failed.len() };
+                // The rest arrives as Lambda delivers it, from the lowest failed record.
+                for _ in 0..5 {
+                    let r = p.process(records[pos..].to_vec()).await;
+                    if r.failed.is_empty() {
+                        break;
+                    }
+                    pos = records.iter().position(|x| x.meta.sequence_number == r.failed[0]).unwrap();
+                }
+                check_datasets(&store, &records).await;
+                lost += first.lost_replies;
+            }
+        }
+    });
+    // The commit record's own lost replies were read back as ours (once per fault kind).
+    assert_eq!(lost, 2);
+}
+
+#[test]
+fn a_batch_that_interleaves_with_the_last_commit_fails_loudly_and_skips_nothing() {
+    // ParallelizationFactor 2: one invocation gets the even records, another the odd ones.
+    let records = orders(10);
+    let evens: Vec<_> = records.iter().step_by(2).cloned().collect();
+    let odds: Vec<_> = records.iter().skip(1).step_by(2).cloned().collect();
+    runtime().block_on(async {
+        let store = Arc::new(Faulty::default());
+        let p = processor(&store);
+        assert!(p.process(evens.clone()).await.error.is_none());
+        for proc in [&p, &processor(&store)] {
+            let r = proc.process(odds.clone()).await;
+            assert!(r.interleaved, "{r:?}");
+            let e = r.error.unwrap();
+            assert!(e.contains("ParallelizationFactor"), "{e}");
+            assert_eq!(r.failed.len(), odds.len(), "every record of the batch is reported failed");
+            assert_eq!((r.events, r.files), (0, 0));
+        }
+        // What was committed is untouched; the odd records are not "already committed".
+        let (events, _, _) = read_back(&store).await;
+        assert_eq!(events.len(), evens.len());
+    });
+}
+
+#[test]
+fn a_store_without_conditional_writes_is_refused_before_anything_is_written() {
+    let records = orders(4);
+    runtime().block_on(async {
+        let store = Arc::new(Faulty::default());
+        store.ignore_conditions(true);
+        let r = processor(&store).process(records.clone()).await;
+        let e = r.error.expect("refused");
+        assert!(e.contains("does not honour If-None-Match"), "{e}");
+        assert_eq!(r.failed.len(), 4);
+        assert!(store.inner.list("pre/").await.unwrap().is_empty(), "nothing left behind");
+    });
+}
+
+#[test]
+fn files_that_disappear_never_stop_a_shard() {
+    let records = orders(30);
+    runtime().block_on(async {
+        let store = Arc::new(Faulty::default());
+        let p = processor(&store);
+        for chunk in [0..10, 10..20] {
+            assert!(p.process(records[chunk].to_vec()).await.error.is_none());
+        }
+        // Erase the latest commit's visible files, head.json and every checkpoint, and cold start.
+        let removed: Vec<String> = store
+            .inner
+            .list("pre/")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| {
+                k.contains("-00000000000000000002.parquet") || k.ends_with("head.json") || k.contains("/checkpoints/")
+            })
+            .collect();
+        assert!(
+            removed.iter().any(|k| k.ends_with(".parquet")) && removed.iter().any(|k| k.contains("checkpoints")),
+            "{removed:?}"
+        );
+        for k in &removed {
+            store.inner.delete(k).await.unwrap();
+        }
+        let cold = processor(&store);
+        let r = cold.process(records[15..30].to_vec()).await;
+        assert_eq!((r.error, r.already_committed, r.events), (None, 5, 10));
+        let (events, _, _) = read_back(&store).await;
+        // The erased commit's 10 records are gone by design; nothing else is missing or doubled.
+        assert_eq!(events.len(), 20);
+        // head.json and a checkpoint are back.
+        assert!(store.inner.get("pre/_pipeline/orders/shardId-000000000001/head.json").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn a_damaged_commit_record_stops_the_shard_with_the_repair_command_and_repair_rebuilds() {
+    let records = orders(20);
+    runtime().block_on(async {
+        let store = Arc::new(Faulty::default());
+        // No checkpoint: a cold start reads every commit record.
+        let mut cfg = config();
+        cfg.ledger.checkpoint_every = 1000;
+        cfg.ledger.checkpoint_min_ids = 1000;
+        let p = Processor::with_config(store.clone(), "pre/", cfg.clone());
+        for chunk in [0..5, 5..10, 10..15] {
+            assert!(p.process(records[chunk].to_vec()).await.error.is_none());
+        }
+        let key = "pre/_pipeline/orders/shardId-000000000001/commits/00000000000000000002.json";
+        let good = store.inner.get(key).await.unwrap().unwrap();
+        store.inner.put(key, bytes::Bytes::from_static(b"{\"format\": 2, \"garbage\": true}")).await.unwrap();
+        store.inner.delete("pre/_pipeline/orders/shardId-000000000001/head.json").await.unwrap();
+        let r = Processor::with_config(store.clone(), "pre/", cfg.clone()).process(records[15..20].to_vec()).await;
+        let e = r.error.expect("stops");
+        assert!(
+            e.contains(key)
+                && e.contains("orderstream repair --stream orders --shard shardId-000000000001 --prefix pre/"),
+            "{e}"
+        );
+        // Restored from its previous version, the shard goes on; a repair rebuilds the state.
+        store.inner.put(key, good).await.unwrap();
+        let keys = processor::ledger::ShardKeys::new("pre/", "orders", "shardId-000000000001");
+        let rebuilt = processor::ledger::io::rebuild(&*store, &keys, &cfg.ledger).await.unwrap();
+        assert_eq!((rebuilt.commits, rebuilt.state.latest), (3, 3));
+        assert!(store.inner.get(&keys.checkpoint(3)).await.unwrap().is_some(), "the repair writes a checkpoint");
+        let r = Processor::with_config(store.clone(), "pre/", cfg).process(records[10..20].to_vec()).await;
+        assert_eq!((r.error, r.already_committed, r.events), (None, 5, 5));
+        check_datasets(&store, &records).await;
+    });
+}
+
+#[test]
+fn old_commit_records_are_folded_after_the_retention_and_the_shard_goes_on() {
+    // The records are from 2026-11-23, so a retention of zero puts them all out of reach.
+    let records = orders(40);
+    runtime().block_on(async {
+        let store = Arc::new(Faulty::default());
+        let mut cfg = config();
+        cfg.ledger.retention = Duration::ZERO;
+        let p = Processor::with_config(store.clone(), "pre/", cfg.clone());
+        for chunk in records.chunks(2) {
+            assert!(p.process(chunk.to_vec()).await.error.is_none());
+        }
+        let commits = store.inner.list("pre/_pipeline/orders/shardId-000000000001/commits/").await.unwrap();
+        assert!(commits.len() < 10, "folded: {commits:?}");
+        let checkpoints = store.inner.list("pre/_pipeline/orders/shardId-000000000001/checkpoints/").await.unwrap();
+        assert!(checkpoints.len() <= 2, "{checkpoints:?}");
+        // A cold start still recognises a redelivery of the latest batches...
+        let cold = Processor::with_config(store.clone(), "pre/", cfg);
+        let r = cold.process(records[36..40].to_vec()).await;
+        assert_eq!((r.error, r.already_committed), (None, 4));
+        // ...and refuses to guess about records older than the ledger keeps.
+        let r = cold.process(records[0..2].to_vec()).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("older than the shard's ledger keeps")), "{r:?}");
+        check_datasets(&store, &records).await;
     });
 }

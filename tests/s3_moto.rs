@@ -198,9 +198,9 @@ async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() 
         }
         assert_sample_datasets(&store, &prefix).await;
     }
-    // The samples make 9 files: 10 PUTs (files, window), the commit, 9 COPYs, head.json and 9
-    // DELETEs are 30 writes, so 30 crash points.
-    assert_eq!(crashes, 30, "every write of the commit is a crash point");
+    // The conditional-write probe (2 conditional PUTs and a DELETE), then the samples' 9 files:
+    // 9 staged PUTs, the commit record, 9 COPYs, head.json and 9 DELETEs: 32 crash points.
+    assert_eq!(crashes, 32, "every write of the commit is a crash point");
     // The independent reader on one of the crashed-and-retried prefixes.
     let report =
         support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);

@@ -37,3 +37,31 @@ impl OutputConfig {
         }
     }
 }
+
+/// The processor's tuning from the Lambda environment: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB)
+/// sizes the shard-state cache (three eighths of it; `STATE_CACHE_MB` overrides), and
+/// `STREAM_RETENTION_HOURS` (default 24) tells when the ledger may fold old commit records.
+pub fn processor_config_from_env() -> Result<crate::ProcessorConfig, String> {
+    let mut config = crate::ProcessorConfig::default();
+    let number = |name: &str| -> Result<Option<u64>, String> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => {
+                v.trim().parse::<u64>().map(Some).map_err(|_| format!("{name}={v:?} is not a whole number"))
+            }
+            _ => Ok(None),
+        }
+    };
+    if let Some(mb) = number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")? {
+        config.cache_budget = (mb as usize) * (3 << 20) / 8;
+    }
+    if let Some(mb) = number("STATE_CACHE_MB")? {
+        config.cache_budget = (mb as usize) << 20;
+    }
+    if let Some(hours) = number("STREAM_RETENTION_HOURS")? {
+        if !(24..=8760).contains(&hours) {
+            return Err(format!("STREAM_RETENTION_HOURS={hours} is outside Kinesis's 24 to 8760 hours"));
+        }
+        config.ledger.retention = std::time::Duration::from_secs(hours * 3600);
+    }
+    Ok(config)
+}

@@ -1,17 +1,24 @@
 //! The batch handler shared by the Lambda function, the local pipeline, the tests and the
 //! benchmarks: records in, datasets committed exactly once, failed sequence numbers out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use aws_lambda_events::streams::KinesisEventResponse;
 use model::{ReasonCode, Rejection};
 use sink::store::ObjectStore;
 use sink::{encode_parquet, layout, DatasetBuilder};
 
-use crate::commit::{self, CommitError, CommitRecord, CommittedFile, ShardKeys, ShardState};
+use crate::cache::{ShardCache, ShardKey};
+use crate::dedup::{KeptIds, WindowBatch};
 use crate::digest::Digest;
 use crate::kinesis::{cmp_sequence, InputRecord, KinesisEvent};
+use crate::ledger::io::{self, CommitCache, Created, Located};
+use crate::ledger::record::{encode_fingerprints, sequence_fingerprint, ArrivalSpan, FORMAT};
+use crate::ledger::{
+    CommitKind, CommitRecord, CommittedFile, LedgerError, Position, SeqRange, Settings, ShardKeys, ShardState,
+};
 
 /// A commit that loses the race to another invocation is retried this many times.
 const MAX_CONFLICT_RETRIES: usize = 3;
@@ -22,14 +29,23 @@ pub struct BatchReport {
     /// The stream the records came from.
     pub stream: String,
     pub records: usize,
-    /// Records at or below the last committed sequence number (a redelivery): skipped.
+    /// Records a commit already covers (a redelivery): skipped.
     pub already_committed: usize,
+    /// Records below the high-water mark that no commit covered (records Lambda gave up on,
+    /// replayed), committed now.
+    pub replayed: usize,
     pub events: usize,
     pub quarantined: usize,
     pub quarantined_by_reason: BTreeMap<ReasonCode, usize>,
     /// Valid events whose `event_id` was already kept within the window: dropped.
     pub duplicates: usize,
     pub files: usize,
+    /// Committed files found neither staged nor visible while publishing (expired, erased).
+    pub missing_files: usize,
+    /// Writes whose reply was lost and whose outcome was read back.
+    pub lost_replies: usize,
+    /// Whether the batch interleaved with the shard's commits (a parallelization factor above 1).
+    pub interleaved: bool,
     /// What the committed events add up to: the funnel, orders and revenue per minute, units per
     /// product and category.
     pub digest: Digest,
@@ -47,6 +63,7 @@ impl BatchReport {
         }
         self.records += o.records;
         self.already_committed += o.already_committed;
+        self.replayed += o.replayed;
         self.events += o.events;
         self.quarantined += o.quarantined;
         for (code, n) in o.quarantined_by_reason {
@@ -54,9 +71,32 @@ impl BatchReport {
         }
         self.duplicates += o.duplicates;
         self.files += o.files;
+        self.missing_files += o.missing_files;
+        self.lost_replies += o.lost_replies;
+        self.interleaved |= o.interleaved;
         self.digest.merge(o.digest);
         self.failed.extend(o.failed);
         self.error = self.error.take().or(o.error);
+    }
+}
+
+/// How a processor runs: the ledger's upkeep and the state cache.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub ledger: Settings,
+    /// Bytes of shard state a warm environment keeps between invocations.
+    pub cache_budget: usize,
+    /// A cached state unused for longer is read again from the store.
+    pub cache_max_age: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            ledger: Settings::default(),
+            cache_budget: 512 << 20,
+            cache_max_age: Duration::from_secs(600),
+        }
     }
 }
 
@@ -64,16 +104,62 @@ impl BatchReport {
 pub struct Processor<S> {
     store: S,
     prefix: String,
-    shards: Mutex<HashMap<(String, String), ShardState>>,
+    config: ProcessorConfig,
+    cache: Mutex<ShardCache>,
+    fence_checked: tokio::sync::OnceCell<()>,
+}
+
+/// Why a shard's batch did not commit, and the state to keep when it is still valid.
+struct Failure {
+    error: LedgerError,
+    state: Option<ShardState>,
+}
+
+impl Failure {
+    fn keep(state: ShardState, error: LedgerError) -> Self {
+        Failure { error, state: Some(state) }
+    }
+    fn drop(error: LedgerError) -> Self {
+        Failure { error, state: None }
+    }
+}
+
+/// The sequence numbers of the records not done: Lambda retries from the lowest.
+fn failed(records: &[InputRecord], done: &[bool]) -> Vec<String> {
+    records.iter().zip(done).filter(|(_, d)| !**d).map(|(r, _)| r.meta.sequence_number.clone()).collect()
+}
+
+/// One commit, built and encoded, not yet written.
+struct Built {
+    record: CommitRecord,
+    staged: Vec<(String, bytes::Bytes)>,
+    report: BatchReport,
 }
 
 impl<S: ObjectStore> Processor<S> {
     pub fn new(store: S, prefix: impl Into<String>) -> Self {
-        Processor { store, prefix: prefix.into(), shards: Mutex::new(HashMap::new()) }
+        Self::with_config(store, prefix, ProcessorConfig::default())
+    }
+
+    pub fn with_config(store: S, prefix: impl Into<String>, config: ProcessorConfig) -> Self {
+        let cache = ShardCache::new(config.cache_budget, config.cache_max_age);
+        Processor {
+            store,
+            prefix: prefix.into(),
+            config,
+            cache: Mutex::new(cache),
+            fence_checked: tokio::sync::OnceCell::new(),
+        }
     }
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Bytes of shard state held between invocations, and for how many shards.
+    pub fn cached(&self) -> (usize, usize) {
+        let cache = self.lock_cache();
+        (cache.bytes(), cache.len())
     }
 
     /// The Lambda entry point: a Kinesis event in, the partial batch response out (and the
@@ -89,7 +175,7 @@ impl<S: ObjectStore> Processor<S> {
     /// Processes a batch (records of one or more shards, each shard's in sequence order).
     pub async fn process(&self, records: Vec<InputRecord>) -> BatchReport {
         let started = std::time::Instant::now();
-        let mut groups: Vec<((String, String), Vec<InputRecord>)> = Vec::new();
+        let mut groups: Vec<(ShardKey, Vec<InputRecord>)> = Vec::new();
         for r in records {
             let key = (r.stream.clone(), r.meta.shard_id.clone());
             match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -109,6 +195,7 @@ impl<S: ObjectStore> Processor<S> {
                     shard,
                     records = report.records,
                     already_committed = report.already_committed,
+                    replayed = report.replayed,
                     events = report.events,
                     quarantined = report.quarantined,
                     duplicates = report.duplicates,
@@ -122,83 +209,172 @@ impl<S: ObjectStore> Processor<S> {
         total
     }
 
-    fn take_state(&self, key: &(String, String)) -> Option<ShardState> {
-        self.shards.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
-    }
-
-    fn keep_state(&self, key: (String, String), state: ShardState) {
-        self.shards.lock().unwrap_or_else(|e| e.into_inner()).insert(key, state);
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ShardCache> {
+        // Each cache operation is one map update: a panic elsewhere cannot leave it half-done.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn process_shard(&self, stream: &str, shard: &str, records: Vec<InputRecord>) -> BatchReport {
         let keys = ShardKeys::new(&self.prefix, stream, shard);
         let cache_key = (stream.to_string(), shard.to_string());
-        let mut last_error = String::new();
-        let mut watermark: Option<String> = None;
+        let mut done = vec![false; records.len()];
+        let mut report = BatchReport { stream: stream.to_string(), records: records.len(), ..Default::default() };
+        let mut error = None;
         for _ in 0..=MAX_CONFLICT_RETRIES {
-            // A state is taken out of the cache and put back only after a successful commit:
-            // after any failure the next invocation reloads it from the store.
-            let state = match self.take_state(&cache_key) {
+            let taken = self.lock_cache().take(&cache_key);
+            let state = match taken {
                 Some(s) => s,
-                None => match commit::load(&self.store, &keys).await {
-                    Ok(s) => s,
+                None => match io::load(&self.store, &keys, &self.config.ledger).await {
+                    Ok((s, loaded)) => {
+                        report.missing_files += loaded.missing_files;
+                        for note in loaded.repaired {
+                            tracing::warn!(stream, shard, note, "repaired the shard's state while loading it");
+                        }
+                        s
+                    }
                     Err(e) => {
-                        last_error = format!("loading the shard state failed: {e}");
+                        error = Some(e);
                         break;
                     }
                 },
             };
-            watermark = state.head.as_ref().map(|h| h.last_sequence_number.clone());
-            match self.commit_batch(&keys, state, &records).await {
-                Ok((state, report)) => {
-                    self.keep_state(cache_key, state);
+            match self.commit_records(&keys, state, &records, &mut done, &mut report).await {
+                Ok(state) => {
+                    self.lock_cache().put(cache_key, state);
                     return report;
                 }
-                Err(CommitError::Conflict(k)) => {
-                    tracing::warn!(stream, shard, commit = k, "another invocation committed first; reloading");
-                    last_error = format!("lost the commit race {MAX_CONFLICT_RETRIES} times, last at {k}");
+                Err(Failure { error: LedgerError::Conflict { key }, .. }) => {
+                    tracing::warn!(stream, shard, commit = key, "another invocation committed first; reloading");
+                    error = Some(LedgerError::Conflict { key });
                 }
-                Err(e) => {
-                    last_error = e.to_string();
+                Err(f) => {
+                    if let Some(state) = f.state {
+                        self.lock_cache().put(cache_key, state);
+                    }
+                    error = Some(f.error);
                     break;
                 }
             }
         }
-        let failed = records
-            .iter()
-            .map(|r| &r.meta.sequence_number)
-            .filter(|s| watermark.as_deref().is_none_or(|w| cmp_sequence(s, w) == std::cmp::Ordering::Greater))
-            .cloned()
-            .collect();
-        BatchReport {
-            stream: stream.to_string(),
-            records: records.len(),
-            failed,
-            error: Some(last_error),
-            ..Default::default()
-        }
+        let error = error.map(|e| match &e {
+            LedgerError::Conflict { key } => {
+                format!("lost the commit race {} times, last at {key}", MAX_CONFLICT_RETRIES + 1)
+            }
+            e if e.needs_repair() => format!(
+                "the shard's state is damaged, so the shard stops here rather than risk wrong numbers: {e}. \
+                 Restore the object from its previous version (the bucket is versioned) or rebuild the \
+                 shard's state from its commit records: {}",
+                keys.repair_command()
+            ),
+            e => e.to_string(),
+        });
+        report.failed = failed(&records, &done);
+        report.error = error;
+        report
     }
 
-    async fn commit_batch(
+    async fn check_fence(&self) -> Result<(), LedgerError> {
+        self.fence_checked
+            .get_or_try_init(|| async {
+                io::check_conditional_writes(&self.store, &self.prefix).await?;
+                tracing::debug!(store = self.store.describe(), "the store honours If-None-Match: *");
+                Ok::<(), LedgerError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Commits the records no commit covers yet: first those below the high-water mark (a
+    /// replay), then those above it.
+    async fn commit_records(
         &self,
         keys: &ShardKeys,
-        mut state: ShardState,
+        state: ShardState,
         records: &[InputRecord],
-    ) -> Result<(ShardState, BatchReport), CommitError> {
-        let mut report = BatchReport { stream: keys.stream.clone(), records: records.len(), ..Default::default() };
-        let fresh: Vec<&InputRecord> = records.iter().filter(|r| !state.covers(&r.meta.sequence_number)).collect();
-        report.already_committed = records.len() - fresh.len();
-        let Some(last) = fresh.last() else { return Ok((state, report)) };
+        done: &mut [bool],
+        report: &mut BatchReport,
+    ) -> Result<ShardState, Failure> {
+        let mut lookups = CommitCache::default();
+        let (mut above, mut gaps, mut near) = (Vec::new(), Vec::new(), None);
+        for (i, r) in records.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let seq = &r.meta.sequence_number;
+            let located = match state.position(seq) {
+                Position::Above => {
+                    above.push(i);
+                    continue;
+                }
+                Position::Committed(_) => Ok(Located::Committed(0)),
+                Position::Interleaved(commit) => Err(LedgerError::Interleaved { sequence_number: seq.clone(), commit }),
+                Position::LookUp => io::locate(&self.store, keys, &state, seq, &mut lookups).await,
+            };
+            match located {
+                Ok(Located::Committed(_)) => {
+                    done[i] = true;
+                    report.already_committed += 1;
+                }
+                Ok(Located::Gap { near: n }) => {
+                    near.get_or_insert(n);
+                    gaps.push(i);
+                }
+                Err(e) => {
+                    report.interleaved |= matches!(e, LedgerError::Interleaved { .. });
+                    return Err(Failure::keep(state, e));
+                }
+            }
+        }
+        let mut state = state;
+        if !gaps.is_empty() {
+            let arrivals = gaps.iter().map(|&i| records[i].meta.arrival_ms);
+            let span = (arrivals.clone().min().unwrap_or(0), arrivals.max().unwrap_or(0));
+            let window = match io::replay_window(&self.store, keys, &state, span, near.unwrap_or(0), &mut lookups).await
+            {
+                Ok(w) => w,
+                Err(e) => return Err(Failure::keep(state, e)),
+            };
+            let built = match self.build(keys, &state, CommitKind::Replay, records, &gaps, &window) {
+                Ok(b) => b,
+                Err(e) => return Err(Failure::keep(state, e)),
+            };
+            state = self.commit(keys, state, built, report).await?;
+            gaps.iter().for_each(|&i| done[i] = true);
+            report.replayed += gaps.len();
+        }
+        if !above.is_empty() {
+            let built = match self.build(keys, &state, CommitKind::Stream, records, &above, &state.window) {
+                Ok(b) => b,
+                Err(e) => return Err(Failure::keep(state, e)),
+            };
+            state = self.commit(keys, state, built, report).await?;
+            above.iter().for_each(|&i| done[i] = true);
+        }
+        Ok(state)
+    }
 
+    /// Validates, de-duplicates and encodes the records at `idx` into the next commit.
+    fn build(
+        &self,
+        keys: &ShardKeys,
+        state: &ShardState,
+        kind: CommitKind,
+        records: &[InputRecord],
+        idx: &[usize],
+        prior: &dyn KeptIds,
+    ) -> Result<Built, LedgerError> {
+        let mut report = BatchReport::default();
+        let mut batch = WindowBatch::new(prior);
         let mut builder = DatasetBuilder::new();
-        for r in &fresh {
+        for &i in idx {
+            let r = &records[i];
             let outcome = if r.undecodable {
                 Err(Rejection::new(ReasonCode::InvalidEncoding, "record data in the Lambda event is not valid base64"))
             } else {
                 model::validate(&r.data, r.meta.arrival_ms)
             };
             match outcome {
-                Ok(event) if state.dedup.is_duplicate(&event.event_id, r.meta.arrival_ms) => report.duplicates += 1,
+                Ok(event) if batch.is_duplicate(&event.event_id, r.meta.arrival_ms) => report.duplicates += 1,
                 Ok(event) => {
                     report.digest.add(&event);
                     builder.add_event(&event, &r.meta)
@@ -209,7 +385,7 @@ impl<S: ObjectStore> Processor<S> {
                 }
             }
         }
-        state.dedup.prune();
+        let delta = batch.finish();
         report.events = builder.event_count();
         report.quarantined = builder.quarantine_count();
 
@@ -218,8 +394,8 @@ impl<S: ObjectStore> Processor<S> {
         let stem = keys.file_stem(n);
         let mut files = Vec::new();
         let mut staged = Vec::new();
-        for (i, tb) in builder.finish().map_err(|e| CommitError::Encode(e.to_string()))?.into_iter().enumerate() {
-            let body = encode_parquet(&tb.batch).map_err(|e| CommitError::Encode(e.to_string()))?;
+        for (i, tb) in builder.finish().map_err(|e| LedgerError::Encode(e.to_string()))?.into_iter().enumerate() {
+            let body = encode_parquet(&tb.batch).map_err(|e| LedgerError::Encode(e.to_string()))?;
             let staged_key = keys.staged(n, &attempt, i);
             files.push(CommittedFile {
                 table: tb.table.as_str().to_string(),
@@ -231,24 +407,89 @@ impl<S: ObjectStore> Processor<S> {
             staged.push((staged_key, body));
         }
         report.files = files.len();
-        let commit = CommitRecord {
-            format: 1,
+        // Runs of consecutive positions in the batch are runs of consecutive records of the shard.
+        let mut ranges: Vec<SeqRange> = Vec::new();
+        let mut prev: Option<usize> = None;
+        for &i in idx {
+            let seq = records[i].meta.sequence_number.clone();
+            match (prev, ranges.last_mut()) {
+                (Some(p), Some(last)) if p + 1 == i => last.1 = seq,
+                _ => ranges.push(SeqRange(seq.clone(), seq)),
+            }
+            prev = Some(i);
+        }
+        let last_seq = idx.last().map(|&i| records[i].meta.sequence_number.clone()).unwrap_or_default();
+        let high_water_mark = match (&state.high_water_mark, kind) {
+            (Some(h), CommitKind::Replay) => h.clone(),
+            (Some(h), CommitKind::Stream) if cmp_sequence(h, &last_seq).is_gt() => h.clone(),
+            _ => last_seq,
+        };
+        let mut fingerprints: Vec<u64> =
+            idx.iter().map(|&i| sequence_fingerprint(&records[i].meta.sequence_number)).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        let arrivals = idx.iter().map(|&i| records[i].meta.arrival_ms);
+        let arrival = ArrivalSpan(arrivals.clone().min().unwrap_or(0), arrivals.max().unwrap_or(0));
+        use base64::Engine;
+        let record = CommitRecord {
+            format: FORMAT,
             stream: keys.stream.clone(),
             shard_id: keys.shard_id.clone(),
             commit: n,
-            last_sequence_number: last.meta.sequence_number.clone(),
+            attempt,
+            kind,
+            ranges,
+            high_water_mark,
+            arrival,
+            checkpoint: state.checkpoint(),
             files,
-            dedup_snapshot: keys.snapshot(n, &attempt),
-            superseded_snapshot: state.head.as_ref().map(|h| h.dedup_snapshot.clone()),
-            records: fresh.len() as u64,
+            window: base64::engine::general_purpose::STANDARD.encode(delta.to_bytes()),
+            sequences: encode_fingerprints(&fingerprints),
+            records: idx.len() as u64,
             events: report.events as u64,
             quarantined: report.quarantined as u64,
             duplicates: report.duplicates as u64,
         };
-        let snapshot = bytes::Bytes::from(state.dedup.to_bytes());
-        commit::write_commit(&self.store, keys, &commit, staged, snapshot).await?;
-        commit::publish(&self.store, keys, &commit).await?;
-        state.head = Some(commit);
-        Ok((state, report))
+        Ok(Built { record, staged, report })
+    }
+
+    /// Writes a built commit, applies it, checkpoints when due and publishes it.
+    async fn commit(
+        &self,
+        keys: &ShardKeys,
+        mut state: ShardState,
+        built: Built,
+        report: &mut BatchReport,
+    ) -> Result<ShardState, Failure> {
+        if let Err(e) = self.check_fence().await {
+            return Err(Failure::keep(state, e));
+        }
+        let Built { record, staged, report: counts } = built;
+        match io::write_commit(&self.store, keys, &record, staged).await {
+            Ok(Created::Clean) => {}
+            Ok(Created::ReplyLost) => report.lost_replies += 1,
+            // Nothing was created: the state still holds.
+            Err(e @ LedgerError::Store(_)) => return Err(Failure::keep(state, e)),
+            Err(e) => return Err(Failure::drop(e)),
+        }
+        if let Err(what) = state.apply(&record) {
+            return Err(Failure::drop(LedgerError::Damaged { key: keys.commit(record.commit), what }));
+        }
+        report.merge(counts);
+        if self.config.ledger.wants_checkpoint(&state) {
+            if let Err(e) = io::checkpoint(&self.store, keys, &mut state, &self.config.ledger, model::now_ms()).await {
+                tracing::warn!(shard = keys.shard_id, error = %e, "checkpoint not written; the next commit tries again");
+            }
+        }
+        match io::publish(&self.store, keys, &record, state.checkpoint()).await {
+            Ok(missing) => {
+                report.missing_files += missing;
+                state.published = record.commit;
+                Ok(state)
+            }
+            // The records are committed: reported as failed, they come back at once, are found
+            // committed, and the load that finds them finishes publishing.
+            Err(e) => Err(Failure::drop(e.into())),
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The Lambda processor: Kinesis batches to the contract's five Parquet datasets, exactly once.
 //!
 //! - [`kinesis`]: the Lambda Kinesis event and the records it carries;
-//! - [`Processor`]: validation, de-duplication and the per-shard commit protocol over any
-//!   [`sink::store::ObjectStore`];
+//! - [`Processor`]: validation, de-duplication and commits over any [`sink::store::ObjectStore`];
+//! - [`ledger`]: the per-shard ledger of commits that makes the datasets exact;
+//! - [`dedup`]: the `event_id` window;
 //! - [`config`]: the environment of contract section 3;
 //! - [`digest`]: what a batch committed, in the figures a dashboard charts;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch;
@@ -10,13 +11,14 @@
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
 
-pub mod commit;
+mod cache;
 pub mod config;
 pub mod dedup;
 pub mod digest;
 mod handler;
 pub mod kinesis;
+pub mod ledger;
 pub mod metrics;
 pub mod runtime_api;
 
-pub use handler::{BatchReport, Processor};
+pub use handler::{BatchReport, Processor, ProcessorConfig};

@@ -26,8 +26,12 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "bad configuration");
         e
     })?;
+    let config = processor::config::processor_config_from_env().map_err(|e| {
+        tracing::error!(error = %e, "bad configuration");
+        e
+    })?;
     let store = S3Store::from_env(&bucket).await?;
-    let processor = Processor::new(store, prefix);
+    let processor = Processor::with_config(store, prefix, config);
     let processor = &processor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
         let (response, report) = processor.handle(event.payload).await;

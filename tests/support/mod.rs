@@ -17,6 +17,7 @@ use serde_json::Value;
 use sink::store::ObjectStore;
 use sink::Table;
 
+pub mod faulty;
 pub mod servers;
 
 use servers::{Server, INSTALL_HINT};

@@ -1,0 +1,579 @@
+//! The ledger through an object store. Every write whose outcome is unknown (a timeout, a reset,
+//! a 5xx, a retry answered 412 or 409) is resolved by reading back, never by assuming; cleanup
+//! never deletes anything a commit record names.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use model::DEDUP_WINDOW_MS;
+use sink::store::{ObjectStore, StoreError};
+
+use super::record::{checkpoint_bytes, parse_checkpoint, CheckpointRef, CommitKind, CommitRecord, Head, FORMAT};
+use super::state::ShardState;
+use super::{probe_key, LedgerError, Settings, ShardKeys};
+use crate::dedup::ReplayWindow;
+use crate::kinesis::cmp_sequence;
+
+/// How many store requests of one operation run at once.
+pub const MAX_CONCURRENT_REQUESTS: usize = 8;
+/// A cold start without a usable checkpoint applies at most this many commit records; beyond,
+/// rebuilding is the repair command's work, not an invocation's.
+pub const MAX_COMMITS_ON_LOAD: u64 = 4096;
+/// Commits are folded an hour after the stream's retention has put their records beyond reach.
+const FOLD_MARGIN_MS: i64 = 3_600_000;
+
+/// What a load found and did besides building the state.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Files of a commit being published that exist neither staged nor visible.
+    pub missing_files: usize,
+    /// Repairs made on the way (a lost `head.json`, a damaged checkpoint), for the log.
+    pub repaired: Vec<String>,
+}
+
+/// How a commit record came to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Clean,
+    /// The store applied the create but its answer was lost (an error, or a retry answered 412
+    /// or 409); reading back found our own attempt's record.
+    ReplyLost,
+}
+
+fn missing(keys: &ShardKeys, n: u64) -> LedgerError {
+    LedgerError::Damaged {
+        key: keys.commit(n),
+        what: "missing, while the shard's ledger says it was created (commit records are created once \
+               and never deleted before the stream's retention)"
+            .into(),
+    }
+}
+
+pub async fn get_commit<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    n: u64,
+) -> Result<Option<CommitRecord>, LedgerError> {
+    let key = keys.commit(n);
+    match store.get(&key).await? {
+        Some(body) => Ok(Some(CommitRecord::parse(&key, &body)?)),
+        None => Ok(None),
+    }
+}
+
+async fn required_commit<S: ObjectStore>(store: &S, keys: &ShardKeys, n: u64) -> Result<CommitRecord, LedgerError> {
+    get_commit(store, keys, n).await?.ok_or_else(|| missing(keys, n))
+}
+
+/// Commit records fetched while handling one batch.
+#[derive(Default)]
+pub struct CommitCache(HashMap<u64, CommitRecord>);
+
+impl CommitCache {
+    async fn get<S: ObjectStore>(&mut self, store: &S, keys: &ShardKeys, n: u64) -> Result<&CommitRecord, LedgerError> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(n) {
+            slot.insert(required_commit(store, keys, n).await?);
+        }
+        Ok(&self.0[&n])
+    }
+
+    /// Fetches the records of `numbers` not yet held, concurrently.
+    async fn prefetch<S: ObjectStore>(
+        &mut self,
+        store: &S,
+        keys: &ShardKeys,
+        numbers: impl Iterator<Item = u64>,
+    ) -> Result<(), LedgerError> {
+        let wanted: Vec<u64> = numbers.filter(|n| !self.0.contains_key(n)).collect();
+        let fetched: Vec<CommitRecord> = futures::stream::iter(wanted)
+            .map(|n| required_commit(store, keys, n))
+            .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+            .try_collect()
+            .await?;
+        self.0.extend(fetched.into_iter().map(|c| (c.commit, c)));
+        Ok(())
+    }
+}
+
+async fn read_head<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    report: &mut LoadReport,
+) -> Result<Option<Head>, LedgerError> {
+    let Some(body) = store.get(&keys.head()).await? else { return Ok(None) };
+    match serde_json::from_slice::<Head>(&body) {
+        Ok(h) if h.format == FORMAT => Ok(Some(h)),
+        Ok(h) => {
+            report.repaired.push(format!("{} has format {}: ignored", keys.head(), h.format));
+            Ok(None)
+        }
+        Err(e) => {
+            report.repaired.push(format!("{} is damaged ({e}): ignored", keys.head()));
+            Ok(None)
+        }
+    }
+}
+
+/// The highest commit number in a listing of the shard's commit records (0: none).
+async fn last_listed_commit<S: ObjectStore>(store: &S, keys: &ShardKeys) -> Result<u64, LedgerError> {
+    let listed = store.list(&keys.commits()).await?;
+    Ok(listed.iter().filter_map(|k| keys.commit_number(k)).max().unwrap_or(0))
+}
+
+/// Reads a shard's state: `head.json`, the commit records after it, the newest usable
+/// checkpoint and the commits after that; then makes the files of every commit not yet published
+/// visible. A lost or damaged `head.json` or checkpoint is repaired on the way; a commit record
+/// that is missing or damaged inside the chain is an error that needs a repair.
+pub async fn load<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    settings: &Settings,
+) -> Result<(ShardState, LoadReport), LedgerError> {
+    let mut report = LoadReport::default();
+    let head = read_head(store, keys, &mut report).await?;
+    let mut cache = CommitCache::default();
+    let mut latest = match &head {
+        Some(h) => {
+            if h.published > 0 {
+                cache.get(store, keys, h.published).await?;
+            }
+            h.published
+        }
+        None => {
+            let found = last_listed_commit(store, keys).await?;
+            if found > 0 {
+                report.repaired.push(format!("{} is missing or damaged: found commit {found} by listing", keys.head()));
+                cache.get(store, keys, found).await?;
+            }
+            found
+        }
+    };
+    while let Some(c) = get_commit(store, keys, latest + 1).await? {
+        latest += 1;
+        cache.0.insert(latest, c);
+    }
+    if latest == 0 {
+        return Ok((ShardState::new(), report));
+    }
+    let named = head.as_ref().map_or(0, |h| h.checkpoint).max(cache.0[&latest].checkpoint);
+    let (mut state, fell_back) = from_checkpoint(store, keys, named, &mut cache, &mut report).await?;
+    let todo = latest - state.latest;
+    if todo > MAX_COMMITS_ON_LOAD {
+        return Err(LedgerError::Damaged {
+            key: keys.checkpoint(named),
+            what: format!(
+                "no usable checkpoint: rebuilding would read {todo} commit records, more than an invocation \
+                 should; run `{}`",
+                keys.repair_command()
+            ),
+        });
+    }
+    // A commit is created only once the one before it is published, so without a head only the
+    // latest may not be.
+    let published = head.as_ref().map_or(latest - 1, |h| h.published).min(latest);
+    let mut unpublished = Vec::new();
+    let first = state.latest + 1;
+    for chunk_start in (first..=latest).step_by(256) {
+        let chunk_end = (chunk_start + 255).min(latest);
+        cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
+        for n in chunk_start..=chunk_end {
+            let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
+            state.apply(&c).map_err(|what| LedgerError::Damaged { key: keys.commit(n), what })?;
+            if n > published {
+                unpublished.push(c);
+            }
+        }
+    }
+    let mut pending = Vec::new();
+    for n in (published + 1)..first {
+        pending.push(required_commit(store, keys, n).await?);
+    }
+    pending.extend(unpublished);
+    for c in &pending {
+        // Finish what a crash or a failed request cut short (idempotent).
+        report.missing_files += publish(store, keys, c, state.checkpoint()).await?;
+    }
+    state.published = latest;
+    if let Some(loaded_from) = fell_back {
+        // Replace the damaged checkpoint, so that the next cold start does not fall back again.
+        state.checkpoints.retain(|c| c.commit <= loaded_from);
+        if let Err(e) = checkpoint(store, keys, &mut state, settings, model::now_ms()).await {
+            tracing::warn!(error = %e, "could not write a checkpoint to replace a damaged one");
+        }
+    }
+    Ok((state, report))
+}
+
+/// The state as of checkpoint `named`, or of an older one when it is missing or damaged (each
+/// commit record names the checkpoint before it). Returns the commit of the checkpoint used
+/// when that was not `named`.
+async fn from_checkpoint<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    named: u64,
+    cache: &mut CommitCache,
+    report: &mut LoadReport,
+) -> Result<(ShardState, Option<u64>), LedgerError> {
+    let mut c = named;
+    loop {
+        if c == 0 {
+            return Ok((ShardState::new(), (named != 0).then_some(0)));
+        }
+        let key = keys.checkpoint(c);
+        let why = match store.get(&key).await? {
+            Some(body) => match parse_checkpoint(&key, &body) {
+                Ok((h, w)) if h.commit == c && h.stream == keys.stream && h.shard_id == keys.shard_id => {
+                    let state = ShardState::from_checkpoint(h, w);
+                    return Ok((state, (c != named).then_some(c)));
+                }
+                Ok(_) => "belongs to another commit or shard".to_string(),
+                Err(e) => e.to_string(),
+            },
+            None => "is missing".to_string(),
+        };
+        // The commit record of checkpoint `c` names the checkpoint before it.
+        let previous = cache.get(store, keys, c).await?.checkpoint;
+        report.repaired.push(format!("checkpoint {key} {why}: using checkpoint {previous} and the commits after it"));
+        if previous >= c {
+            return Err(LedgerError::Damaged {
+                key: keys.commit(c),
+                what: format!("names checkpoint {previous}, not an older one"),
+            });
+        }
+        c = previous;
+    }
+}
+
+/// Makes a commit's files visible, then records it in `head.json`, then deletes its staged
+/// copies. Idempotent. A file that exists neither staged nor visible (expired, erased) is logged
+/// and counted, not fatal: the count is returned.
+pub async fn publish<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    commit: &CommitRecord,
+    checkpoint: u64,
+) -> Result<usize, StoreError> {
+    // Owned inputs and named async functions keep these futures `Send`, so that a caller can
+    // spawn the handler.
+    let files: Vec<(String, String)> = commit.files.iter().map(|f| (f.staged.clone(), f.key.clone())).collect();
+    let gone: Vec<bool> = futures::stream::iter(files)
+        .map(|(staged, key)| publish_file(store, commit.commit, staged, key))
+        .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+        .try_collect()
+        .await?;
+    let head = Head { format: FORMAT, published: commit.commit, checkpoint };
+    store.put(&keys.head(), head.to_bytes()).await?;
+    let staged: Vec<String> = commit.files.iter().map(|f| f.staged.clone()).collect();
+    let deleted: Vec<Result<(), StoreError>> = futures::stream::iter(staged)
+        .map(|key| delete_key(store, key))
+        .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+        .collect()
+        .await;
+    for e in deleted.into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %e, "a published file's staged copy was not deleted; the staging lifecycle rule expires it");
+    }
+    Ok(gone.into_iter().filter(|g| *g).count())
+}
+
+async fn publish_file<S: ObjectStore>(store: &S, commit: u64, staged: String, key: String) -> Result<bool, StoreError> {
+    if store.copy(&staged, &key).await? || store.exists(&key).await? {
+        return Ok(false);
+    }
+    tracing::error!(
+        commit,
+        key,
+        staged,
+        "a committed file exists neither staged nor visible (expired or erased): its rows are not in the datasets"
+    );
+    Ok(true)
+}
+
+async fn put_key<S: ObjectStore>(store: &S, key: String, body: Bytes) -> Result<(), StoreError> {
+    store.put(&key, body).await
+}
+
+async fn delete_key<S: ObjectStore>(store: &S, key: String) -> Result<(), StoreError> {
+    store.delete(&key).await
+}
+
+/// Writes the staged files, then creates the commit record with `If-None-Match: *`. When the
+/// create is refused or unanswered, the record is read back: our own attempt's record is our
+/// success; another attempt's is a `Conflict` (our staged files, which it cannot name, are
+/// removed); no record, or no answer, is `Unknown` (nothing is removed: the next load finds out).
+pub async fn write_commit<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    commit: &CommitRecord,
+    staged: Vec<(String, Bytes)>,
+) -> Result<Created, LedgerError> {
+    futures::stream::iter(staged)
+        .map(|(key, body)| put_key(store, key, body))
+        .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let key = keys.commit(commit.commit);
+    let answer = store.put_if_absent(&key, commit.to_bytes()).await;
+    if matches!(answer, Ok(true)) {
+        return Ok(Created::Clean);
+    }
+    let answered = match &answer {
+        Ok(_) => "refused as existing".to_string(),
+        Err(e) => e.to_string(),
+    };
+    match store.get(&key).await {
+        Ok(Some(body)) => {
+            let winner = CommitRecord::parse(&key, &body)?;
+            if winner.attempt == commit.attempt {
+                tracing::warn!(key, answered, "the commit's reply was lost; reading it back found our own record");
+                return Ok(Created::ReplyLost);
+            }
+            for f in &commit.files {
+                if !winner.files.iter().any(|w| w.staged == f.staged || w.key == f.staged) {
+                    // Best effort: leftovers are hidden and expire with the staging lifecycle rule.
+                    let _ = store.delete(&f.staged).await;
+                }
+            }
+            Err(LedgerError::Conflict { key })
+        }
+        Ok(None) => Err(LedgerError::Unknown { key, detail: format!("{answered}, yet absent when read back") }),
+        Err(e) => Err(LedgerError::Unknown { key, detail: format!("{answered}; reading it back: {e}") }),
+    }
+}
+
+/// Checks that the store honours `If-None-Match: *`: a second conditional create of a probe key
+/// must be refused and must leave the first body in place.
+pub async fn check_conditional_writes<S: ObjectStore>(store: &S, prefix: &str) -> Result<(), LedgerError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let key = probe_key(prefix, &id);
+    let first = Bytes::from(format!("{{\"probe\":\"{id}\",\"write\":1}}"));
+    let second = Bytes::from(format!("{{\"probe\":\"{id}\",\"write\":2}}"));
+    let created = store.put_if_absent(&key, first.clone()).await;
+    if !matches!(created, Ok(true)) && store.get(&key).await?.as_ref() != Some(&first) {
+        // Refused or unanswered, and not there: try again later.
+        return Err(match created {
+            Err(e) => e.into(),
+            _ => LedgerError::NoConditionalWrites { store: store.describe(), key },
+        });
+    }
+    let again = store.put_if_absent(&key, second.clone()).await;
+    let after = store.get(&key).await;
+    let _ = store.delete(&key).await;
+    match (again, after?) {
+        (Ok(true), _) => Err(LedgerError::NoConditionalWrites { store: store.describe(), key }),
+        (_, Some(body)) if body == first => Ok(()),
+        (Err(e), _) => Err(e.into()),
+        (Ok(false), _) => Err(LedgerError::NoConditionalWrites { store: store.describe(), key }),
+    }
+}
+
+/// Writes a checkpoint of `state` as of its latest commit, and folds what the stream's retention
+/// has put out of reach: commit records up to the newest kept checkpoint older than the
+/// retention (plus an hour), the checkpoints before it, and replayed ranges as old.
+pub async fn checkpoint<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    state: &mut ShardState,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let retention_ms = i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now_ms.saturating_sub(retention_ms).saturating_sub(FOLD_MARGIN_MS);
+    let mut checkpoints = state.checkpoints.clone();
+    checkpoints.retain(|c| c.commit < state.latest);
+    let fold_to = checkpoints.iter().rev().find(|c| c.latest_arrival_ms < cutoff).map(|c| c.commit);
+    checkpoints.push(CheckpointRef { commit: state.latest, latest_arrival_ms: state.window.latest_arrival_ms() });
+    let (floor, dropped): (u64, Vec<u64>) = match fold_to {
+        Some(old) => (old + 1, checkpoints.iter().map(|c| c.commit).filter(|&c| c < old).collect()),
+        None => (state.floor, Vec::new()),
+    };
+    checkpoints.retain(|c| !dropped.contains(&c.commit));
+    let mut next = state.clone();
+    next.checkpoints = checkpoints.clone();
+    next.floor = floor;
+    next.replays.retain(|r| r.arrival.1 >= cutoff);
+    let header = next.checkpoint_header(keys, checkpoints, floor);
+    store.put(&keys.checkpoint(state.latest), checkpoint_bytes(&header, &state.window)).await?;
+    let old_floor = state.floor;
+    state.checkpoints = next.checkpoints;
+    state.floor = next.floor;
+    state.replays = next.replays;
+    state.ids_since_checkpoint = 0;
+    let doomed: Vec<String> =
+        (old_floor..floor).map(|n| keys.commit(n)).chain(dropped.iter().map(|&c| keys.checkpoint(c))).collect();
+    if !doomed.is_empty() {
+        let count = doomed.len();
+        let failed = futures::stream::iter(doomed)
+            .map(|key| delete_key(store, key))
+            .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+            .filter(|r| std::future::ready(r.is_err()))
+            .count()
+            .await;
+        tracing::info!(
+            shard = keys.shard_id,
+            folded = count,
+            failed,
+            floor,
+            "folded ledger objects beyond the stream's retention"
+        );
+    }
+    Ok(())
+}
+
+/// Where a record at or below the high-water mark stands, from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    Committed(u64),
+    /// No commit covers it: Lambda gave up on it (or it was never delivered). `near` is the
+    /// commit whose stretch of the shard it falls in.
+    Gap {
+        near: u64,
+    },
+}
+
+/// Finds whether a record at or below the high-water mark was committed: by the replayed
+/// ranges, then by a binary search over the commits by high-water mark (the stream commits
+/// cover increasing, disjoint ranges).
+pub async fn locate<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    state: &ShardState,
+    seq: &str,
+    cache: &mut CommitCache,
+) -> Result<Located, LedgerError> {
+    let fingerprint = super::record::sequence_fingerprint(seq);
+    let check = |c: &CommitRecord| -> Result<Located, LedgerError> {
+        let fingerprints =
+            c.fingerprints().map_err(|what| LedgerError::Damaged { key: keys.commit(c.commit), what })?;
+        if fingerprints.binary_search(&fingerprint).is_ok() {
+            Ok(Located::Committed(c.commit))
+        } else {
+            Err(LedgerError::Interleaved { sequence_number: seq.to_string(), commit: c.commit })
+        }
+    };
+    if let Some(c) = cache.0.values().find(|c| c.covers_range(seq)) {
+        return check(c);
+    }
+    for r in &state.replays {
+        if r.ranges.iter().any(|range| range.contains(seq)) {
+            return check(cache.get(store, keys, r.commit).await?);
+        }
+    }
+    let (mut lo, mut hi) = (state.floor.max(1), state.latest);
+    if hi < lo {
+        return Ok(Located::Gap { near: state.latest });
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if cmp_sequence(&cache.get(store, keys, mid).await?.high_water_mark, seq).is_ge() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let c = cache.get(store, keys, lo).await?;
+    if c.covers_range(seq) {
+        return check(c);
+    }
+    let below_all = c.ranges.first().is_some_and(|r| cmp_sequence(seq, &r.0).is_lt());
+    if lo == state.floor && state.floor > 1 && below_all {
+        return Err(LedgerError::Expired { sequence_number: seq.to_string(), floor: state.floor });
+    }
+    Ok(Located::Gap { near: lo })
+}
+
+/// Every kept copy of the ids that can match records arriving between `from_ms` and `to_ms`:
+/// the commits around `near` whose arrivals come within the window of that stretch, the replay
+/// commits that do, and the shard's current window.
+pub async fn replay_window<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    state: &ShardState,
+    (from_ms, to_ms): (i64, i64),
+    near: u64,
+    cache: &mut CommitCache,
+) -> Result<ReplayWindow, LedgerError> {
+    let (lo_t, hi_t) = (from_ms.saturating_sub(DEDUP_WINDOW_MS), to_ms.saturating_add(DEDUP_WINDOW_MS));
+    let mut entries: Vec<(u128, i64)> = state.window.entries().filter(|&(_, t)| t >= lo_t && t <= hi_t).collect();
+    let mut add = |c: &CommitRecord| -> Result<(), LedgerError> {
+        if c.arrival.overlaps(lo_t, hi_t) {
+            let delta =
+                c.delta().map_err(|e| LedgerError::Damaged { key: keys.commit(c.commit), what: e.to_string() })?;
+            entries.extend(delta.kept);
+        }
+        Ok(())
+    };
+    const STEP: u64 = MAX_CONCURRENT_REQUESTS as u64 * 2;
+    let floor = state.floor.max(1);
+    let mut n = near.min(state.latest);
+    while n >= floor && n > 0 {
+        cache.prefetch(store, keys, n.saturating_sub(STEP - 1).max(floor)..=n).await?;
+        let c = cache.get(store, keys, n).await?;
+        add(c)?;
+        if c.kind == CommitKind::Stream && c.arrival.1 < lo_t {
+            break;
+        }
+        n -= 1;
+    }
+    let mut n = near + 1;
+    while n <= state.latest {
+        cache.prefetch(store, keys, n..=(n + STEP - 1).min(state.latest)).await?;
+        let c = cache.get(store, keys, n).await?;
+        add(c)?;
+        if c.kind == CommitKind::Stream && c.arrival.0 > hi_t {
+            break;
+        }
+        n += 1;
+    }
+    for r in &state.replays {
+        if r.arrival.overlaps(lo_t, hi_t) {
+            let c = cache.get(store, keys, r.commit).await?;
+            add(c)?;
+        }
+    }
+    Ok(ReplayWindow::new(entries))
+}
+
+/// What a rebuild found.
+#[derive(Debug)]
+pub struct Rebuilt {
+    pub state: ShardState,
+    pub commits: u64,
+    pub missing_files: usize,
+}
+
+/// Rebuilds a shard's state from its commit records alone (the repair): lists them, checks that
+/// they form an unbroken chain, applies them, publishes the latest, and writes a checkpoint and
+/// `head.json`.
+pub async fn rebuild<S: ObjectStore>(store: &S, keys: &ShardKeys, settings: &Settings) -> Result<Rebuilt, LedgerError> {
+    let mut numbers: Vec<u64> =
+        store.list(&keys.commits()).await?.iter().filter_map(|k| keys.commit_number(k)).collect();
+    numbers.sort_unstable();
+    let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+        return Ok(Rebuilt { state: ShardState::new(), commits: 0, missing_files: 0 });
+    };
+    if let Some(w) = numbers.windows(2).find(|w| w[1] != w[0] + 1) {
+        return Err(missing(keys, w[0] + 1));
+    }
+    let mut state = ShardState { floor: first, latest: first - 1, ..ShardState::new() };
+    let mut cache = CommitCache::default();
+    let mut latest_record = None;
+    for chunk_start in (first..=last).step_by(256) {
+        let chunk_end = (chunk_start + 255).min(last);
+        cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
+        for n in chunk_start..=chunk_end {
+            let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
+            state.apply(&c).map_err(|what| LedgerError::Damaged { key: keys.commit(n), what })?;
+            latest_record = Some(c);
+        }
+    }
+    // Checkpoints named by the records may be damaged: this state starts a fresh list.
+    state.checkpoints.clear();
+    checkpoint(store, keys, &mut state, settings, model::now_ms()).await?;
+    let mut missing_files = 0;
+    if let Some(c) = &latest_record {
+        missing_files = publish(store, keys, c, state.checkpoint()).await?;
+    }
+    state.published = state.latest;
+    Ok(Rebuilt { state, commits: last - first + 1, missing_files })
+}

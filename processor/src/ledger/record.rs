@@ -1,0 +1,229 @@
+//! What the ledger stores: commit records (the fence), `head.json` (a hint) and checkpoints, and
+//! their serialized forms.
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::LedgerError;
+use crate::dedup::{DedupWindow, WindowDelta};
+use crate::kinesis::cmp_sequence;
+
+/// The ledger format this processor writes and reads.
+pub const FORMAT: u32 = 2;
+const CHECKPOINT_MAGIC: &[u8; 8] = b"OSCKPT02";
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// One data file of a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedFile {
+    pub table: String,
+    /// Where the commit's attempt wrote it (hidden).
+    pub staged: String,
+    /// Where readers find it once published.
+    pub key: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// A run of consecutive records of the shard, by sequence number (inclusive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange(pub String, pub String);
+
+impl SeqRange {
+    pub fn contains(&self, seq: &str) -> bool {
+        cmp_sequence(seq, &self.0).is_ge() && cmp_sequence(seq, &self.1).is_le()
+    }
+}
+
+/// How a commit's records reached the processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitKind {
+    /// Records above the shard's high-water mark: the stream in order.
+    Stream,
+    /// Records below it that no commit covered (a replay of records Lambda gave up on).
+    Replay,
+}
+
+/// Arrival times of a commit's records (UTC ms), first and last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrivalSpan(pub i64, pub i64);
+
+impl ArrivalSpan {
+    pub fn overlaps(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.0 <= to_ms && self.1 >= from_ms
+    }
+}
+
+/// Commit record `n` of a shard: created once, with `If-None-Match: *`. It names its writer's
+/// attempt, the records it covers, the ids it kept, and every data file it publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    pub format: u32,
+    pub stream: String,
+    pub shard_id: String,
+    pub commit: u64,
+    /// The writer's attempt id: a conditional PUT answered 412 on a record carrying our own
+    /// attempt id is our own success (a lost reply), not another writer's.
+    pub attempt: String,
+    pub kind: CommitKind,
+    /// The records it covers: runs of consecutive records, disjoint from every other commit's.
+    pub ranges: Vec<SeqRange>,
+    /// The highest sequence number covered by this commit or any before it.
+    pub high_water_mark: String,
+    pub arrival: ArrivalSpan,
+    /// The newest checkpoint that existed when this commit was written (0: none).
+    pub checkpoint: u64,
+    pub files: Vec<CommittedFile>,
+    /// The ids this commit kept ([`WindowDelta::to_bytes`], base64).
+    pub window: String,
+    /// XXH3-64 of every covered record's sequence number, sorted (little-endian u64s, base64):
+    /// a redelivered record must be one of them.
+    pub sequences: String,
+    pub records: u64,
+    pub events: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+}
+
+/// The fingerprint of a sequence number.
+pub fn sequence_fingerprint(seq: &str) -> u64 {
+    xxh3_64(seq.trim_start_matches('0').as_bytes())
+}
+
+pub fn encode_fingerprints(sorted: &[u64]) -> String {
+    let bytes: Vec<u8> = sorted.iter().flat_map(|f| f.to_le_bytes()).collect();
+    b64().encode(bytes)
+}
+
+impl CommitRecord {
+    pub fn to_bytes(&self) -> Bytes {
+        // Plain strings and integers: serializing cannot fail.
+        Bytes::from(serde_json::to_vec_pretty(self).unwrap_or_default())
+    }
+
+    pub fn parse(key: &str, body: &[u8]) -> Result<Self, LedgerError> {
+        let damaged = |what: String| LedgerError::Damaged { key: key.to_string(), what };
+        let probe: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| damaged(format!("not a commit record: {e}")))?;
+        match probe.get("format").and_then(|f| f.as_u64()) {
+            Some(f) if f == u64::from(FORMAT) => {}
+            Some(1) => return Err(LedgerError::OldFormat { key: key.to_string() }),
+            other => return Err(damaged(format!("unknown ledger format {other:?}"))),
+        }
+        let c: CommitRecord =
+            serde_json::from_value(probe).map_err(|e| damaged(format!("not a commit record: {e}")))?;
+        c.delta().map_err(|e| damaged(e.to_string()))?;
+        c.fingerprints().map_err(damaged)?;
+        if c.ranges.is_empty() {
+            return Err(damaged("covers no records".into()));
+        }
+        Ok(c)
+    }
+
+    pub fn delta(&self) -> Result<WindowDelta, crate::dedup::WindowError> {
+        let bytes = b64().decode(&self.window).map_err(|e| crate::dedup::WindowError::new(format!("base64: {e}")))?;
+        WindowDelta::from_bytes(&bytes)
+    }
+
+    /// The sorted fingerprints of the covered records.
+    pub fn fingerprints(&self) -> Result<Vec<u64>, String> {
+        let bytes = b64().decode(&self.sequences).map_err(|e| format!("sequences: {e}"))?;
+        if bytes.len() % 8 != 0 {
+            return Err(format!("sequences: {} bytes", bytes.len()));
+        }
+        Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+    }
+
+    pub fn covers_range(&self, seq: &str) -> bool {
+        self.ranges.iter().any(|r| r.contains(seq))
+    }
+}
+
+/// `head.json`: a hint, overwritten after each publish, so that a cold start finds the latest
+/// commit and checkpoint without listing. Losing it costs a LIST, never correctness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub format: u32,
+    /// The latest commit whose files were made visible (and every commit before it).
+    pub published: u64,
+    /// The newest checkpoint known then (0: none).
+    pub checkpoint: u64,
+}
+
+impl Head {
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// A retained checkpoint and the latest arrival it had seen (the fold's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    pub commit: u64,
+    pub latest_arrival_ms: i64,
+}
+
+/// The ranges of a replay commit, kept in every checkpoint while they can still be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRanges {
+    pub commit: u64,
+    pub ranges: Vec<SeqRange>,
+    pub arrival: ArrivalSpan,
+}
+
+/// The state of a shard as of a commit, folded: what a cold start reads instead of every commit
+/// record before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointHeader {
+    pub format: u32,
+    pub stream: String,
+    pub shard_id: String,
+    pub commit: u64,
+    pub high_water_mark: Option<String>,
+    /// The oldest commit record still kept (older ones were folded: beyond the stream's
+    /// retention, they can be neither redelivered nor replayed).
+    pub floor: u64,
+    /// Checkpoints kept, oldest first, this one last.
+    pub checkpoints: Vec<CheckpointRef>,
+    pub replays: Vec<ReplayRanges>,
+}
+
+/// A checkpoint's bytes: magic, the header's JSON length (u32 LE) and JSON, the window
+/// ([`DedupWindow::to_bytes`]), and an XXH3-64 of everything before it.
+pub fn checkpoint_bytes(header: &CheckpointHeader, window: &DedupWindow) -> Bytes {
+    let json = serde_json::to_vec(header).unwrap_or_default();
+    let win = window.to_bytes();
+    let mut out = Vec::with_capacity(8 + 4 + json.len() + win.len() + 8);
+    out.extend_from_slice(CHECKPOINT_MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&win);
+    let sum = xxh3_64(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    Bytes::from(out)
+}
+
+pub fn parse_checkpoint(key: &str, b: &[u8]) -> Result<(CheckpointHeader, DedupWindow), LedgerError> {
+    let damaged = |what: &str| LedgerError::Damaged { key: key.to_string(), what: what.to_string() };
+    if b.len() < 20 || !b.starts_with(CHECKPOINT_MAGIC) {
+        return Err(damaged("not a checkpoint"));
+    }
+    let (body, sum) = b.split_at(b.len() - 8);
+    if xxh3_64(body).to_le_bytes() != sum {
+        return Err(damaged("checksum mismatch"));
+    }
+    let len = u32::from_le_bytes(body[8..12].try_into().unwrap_or_default()) as usize;
+    let json = body.get(12..12 + len).ok_or_else(|| damaged("truncated header"))?;
+    let header: CheckpointHeader = serde_json::from_slice(json).map_err(|e| damaged(&format!("header: {e}")))?;
+    if header.format != FORMAT {
+        return Err(damaged(&format!("format {}", header.format)));
+    }
+    let window = DedupWindow::from_bytes(&body[12 + len..]).map_err(|e| damaged(&e.to_string()))?;
+    Ok((header, window))
+}
