@@ -132,6 +132,65 @@ async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() 
     assert!(failed_invocations >= 17, "too few bursts outlasted the SDK's retries ({failed_invocations})");
 }
 
+/// Delivers the records as the event source mapping does until the batch succeeds, and returns
+/// the lost replies the handler read back.
+async fn deliver_until_done(p: &Processor<S3Store>, records: &[InputRecord]) -> usize {
+    let (mut pos, mut lost) = (0, 0);
+    for attempt in 0.. {
+        assert!(attempt < 10, "no progress after 10 invocations");
+        let report = p.process(records[pos..].to_vec()).await;
+        lost += report.lost_replies;
+        if report.failed.is_empty() {
+            return lost;
+        }
+        pos = records.iter().position(|r| r.meta.sequence_number == report.failed[0]).unwrap();
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_applied_by_s3_whose_reply_is_lost_is_read_back_on_every_write() {
+    let moto = support::servers::start_moto();
+    let proxy = support::start_fault_proxy(&moto);
+    support::create_bucket(&support::s3_client(&moto.endpoint()), "lost").await;
+    let records = input::sample_records("orders", "shardId-000000000004").unwrap();
+    let mut read_back = 0;
+    for fault in [support::ProxyFault::AppliedThen500, support::ProxyFault::AppliedThenReset] {
+        // Every write of a first commit: the probe's 2 conditional PUTs and DELETE, 9 staged
+        // PUTs, the commit record, 9 COPYs, head.json, 9 DELETEs.
+        for k in 0..32 {
+            let prefix = format!("{fault:?}-{k}/");
+            let p = Processor::new(store_on(&proxy.endpoint(), "lost", false).await, prefix.clone());
+            support::inject_lost_replies(&proxy, k, 1, fault);
+            read_back += deliver_until_done(&p, &records).await;
+            support::inject_faults(&proxy, 0, 0, 503);
+            assert_sample_datasets(&store_on(&moto.endpoint(), "lost", false).await, &prefix).await;
+            // Redelivered whole afterwards: nothing new.
+            let again = p.process(records.clone()).await;
+            assert_eq!((again.error, again.already_committed), (None, records.len()), "{prefix}");
+        }
+    }
+    // The commit record's lost reply (the SDK's retry answered 412) was read back as ours,
+    // once for each way of losing it.
+    assert_eq!(read_back, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_conditional_writes_is_refused() {
+    let moto = support::servers::start_moto();
+    let proxy = support::start_fault_proxy(&moto);
+    support::create_bucket(&support::s3_client(&moto.endpoint()), "unsafe").await;
+    support::drop_conditions(&proxy, true);
+    let p = Processor::new(store_on(&proxy.endpoint(), "unsafe", false).await, "p/");
+    let report = p.process(input::sample_records("orders", "shardId-000000000000").unwrap()).await;
+    let e = report.error.expect("refused");
+    assert!(e.contains("does not honour If-None-Match: *") && e.contains("s3://unsafe"), "{e}");
+    assert_eq!(report.failed.len(), 56);
+    let left = store_on(&moto.endpoint(), "unsafe", false).await.list("p/").await.unwrap();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+    support::drop_conditions(&proxy, false);
+}
+
 /// The samples as the Lambda event JSON of one shard.
 fn lambda_event(records: &[InputRecord]) -> String {
     let recs: Vec<_> = records

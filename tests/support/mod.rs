@@ -144,8 +144,36 @@ pub fn start_fault_proxy(upstream: &Server) -> Server {
 /// Makes the proxy forward `after` more requests, then answer the `n` after them with
 /// `status`. Returns the proxy's counters.
 pub fn inject_faults(proxy: &Server, after: usize, n: usize, status: u16) -> Value {
+    proxy_control(proxy, &format!("after={after}&fail={n}&status={status}"))
+}
+
+/// How the fault proxy fails a request (tests/support/fault_proxy.py).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyFault {
+    /// Forwarded, applied by S3, then answered with a 500: the reply is lost.
+    AppliedThen500,
+    /// Forwarded, applied by S3, then the connection is reset.
+    AppliedThenReset,
+}
+
+/// Makes the proxy pass `after` more writes, then apply the next `n` writes and lose their
+/// replies; reads pass.
+pub fn inject_lost_replies(proxy: &Server, after: usize, n: usize, fault: ProxyFault) -> Value {
+    let mode = match fault {
+        ProxyFault::AppliedThen500 => "apply",
+        ProxyFault::AppliedThenReset => "reset",
+    };
+    proxy_control(proxy, &format!("after={after}&fail={n}&mode={mode}&writes=1"))
+}
+
+/// Makes the proxy strip `If-None-Match` from every request (or stop doing so).
+pub fn drop_conditions(proxy: &Server, yes: bool) -> Value {
+    proxy_control(proxy, &format!("fail=0&drop_conditions={}", u8::from(yes)))
+}
+
+fn proxy_control(proxy: &Server, query: &str) -> Value {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.port));
-    let (_, body) = http(addr, "POST", &format!("/__fault__?after={after}&fail={n}&status={status}"));
+    let (_, body) = http(addr, "POST", &format!("/__fault__?{query}"));
     serde_json::from_str(&body).expect("proxy counters")
 }
 
