@@ -1,9 +1,11 @@
 //! Fault injection: a store that kills the whole process (abort, no unwinding, no cleanup)
-//! right before its N+1th write. The crash tests run the real binary with
-//! `--crash-after-writes N` for every N to cut a commit between any two writes.
+//! right before its N+1th write (the crash tests run the real binary with
+//! `--crash-after-writes N` for every N to cut a commit between any two writes), and a store
+//! that refuses every write for a while (an S3 outage: `--store-outage START,LEN`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,6 +55,59 @@ impl ObjectStore for CrashAfterWrites {
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.before_write();
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// A store that refuses every write from `from` for `len`, as an S3 outage does.
+pub struct Outage {
+    inner: Arc<dyn ObjectStore>,
+    from: Instant,
+    until: Instant,
+}
+
+impl Outage {
+    pub fn new(inner: Arc<dyn ObjectStore>, from: Instant, len: Duration) -> Self {
+        Outage { inner, from, until: from + len }
+    }
+
+    fn check(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
+        let now = Instant::now();
+        if now >= self.from && now < self.until {
+            return Err(StoreError::new(op, key, &self.inner.describe(), "injected outage: 503 Service Unavailable"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Outage {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.check("put", key)?;
+        self.inner.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        self.check("put_if_absent", key)?;
+        self.inner.put_if_absent(key, body).await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        self.check("copy", from)?;
+        self.inner.copy(from, to).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.check("delete", key)?;
         self.inner.delete(key).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

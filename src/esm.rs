@@ -5,7 +5,6 @@
 //! age. It invokes the same handler as the Lambda function.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use sink::store::ObjectStore;
 use sink::RecordMeta;
 
 use crate::now_ms;
+use crate::replay::{Condition, Destination, OnFailureRecord};
 use crate::stream::{EmbeddedStream, StreamRecord};
 
 /// One shard as the mapping reads it: records at positions 0, 1, 2, ... of this run.
@@ -35,6 +35,11 @@ pub trait ShardSource: Send + Sync {
     /// Whether the source has nothing more to give now (for a remote stream: its last read came
     /// back empty), so that a stopping poller with nothing left to process may end.
     fn caught_up(&self) -> bool {
+        true
+    }
+    /// Whether the records stay readable after this run (a real stream, within its retention).
+    /// When they do not, a batch given up on carries its records to the on-failure destination.
+    fn outlives_run(&self) -> bool {
         true
     }
 }
@@ -70,6 +75,9 @@ impl ShardSource for EmbeddedShard {
     fn trim(&self, position: u64) {
         self.stream.trim(self.shard, position)
     }
+    fn outlives_run(&self) -> bool {
+        false
+    }
 }
 
 /// Lambda's invocation payload limit.
@@ -77,33 +85,37 @@ pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// Bytes of the Lambda event around one record's base64 data (ids, ARN, timestamps).
 const RECORD_ENVELOPE_BYTES: usize = 400;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EsmConfig {
     /// BatchSize: records per invocation at most.
     pub batch_size: usize,
     /// MaximumBatchingWindowInSeconds: how long to gather records before invoking.
     pub batching_window: Duration,
     pub max_payload_bytes: usize,
-    /// MaximumRetryAttempts (`None`: until the records expire).
+    /// MaximumRetryAttempts (`None`: until the records expire, the default: see
+    /// docs/exactly-once.md).
     pub max_retry_attempts: Option<u32>,
     /// MaximumRecordAgeInSeconds (`None`: no limit).
     pub max_record_age: Option<Duration>,
     /// BisectBatchOnFunctionError.
     pub bisect_on_error: bool,
-    /// The on-failure destination: a folder that receives a JSON file per discarded batch.
-    pub on_failure_dir: PathBuf,
+    /// The on-failure destination: Lambda's invocation record per discarded batch, in a folder or
+    /// an SQS queue.
+    pub on_failure: Destination,
 }
 
 impl EsmConfig {
-    pub fn new(on_failure_dir: PathBuf) -> Self {
+    /// Lambda's settings of this project's event source mapping: batches of up to 1,000 records,
+    /// and a failing batch retried (whole) until it succeeds.
+    pub fn new(on_failure: Destination) -> Self {
         EsmConfig {
             batch_size: 1000,
             batching_window: Duration::from_millis(500),
             max_payload_bytes: MAX_PAYLOAD_BYTES,
-            max_retry_attempts: Some(10),
+            max_retry_attempts: None,
             max_record_age: None,
-            bisect_on_error: true,
-            on_failure_dir,
+            bisect_on_error: false,
+            on_failure,
         }
     }
 }
@@ -122,7 +134,7 @@ pub enum Decision {
     Retry { from: u64, limit: usize },
     /// Retries are exhausted: records `from..to` go to the on-failure destination, and the
     /// checkpoint moves past them.
-    Discard { from: u64, to: u64 },
+    Discard { from: u64, to: u64, condition: Condition },
 }
 
 /// The per-shard state of the mapping: checkpoint, attempts, the current bisected batch size.
@@ -160,7 +172,8 @@ impl Cursor {
         let too_old = cfg.max_record_age.is_some_and(|m| oldest_age > m);
         if too_many || too_old {
             *self = Cursor { checkpoint: last + 1, attempts: 0, limit: None };
-            return Decision::Discard { from: failed, to: last + 1 };
+            let condition = if too_old { Condition::RecordAgeExceeded } else { Condition::RetryAttemptsExhausted };
+            return Decision::Discard { from: failed, to: last + 1, condition };
         }
         self.checkpoint = failed;
         let remaining = (last + 1 - failed) as usize;
@@ -392,7 +405,7 @@ pub async fn poll_shard<F: Function + ?Sized, Src: ShardSource>(
                         .extend(records.iter().map(|r| (now - r.arrival_ms).clamp(0, u32::MAX as i64) as u32));
                 }
                 Decision::Retry { .. } => st.failed_invocations += 1,
-                Decision::Discard { from, to } => {
+                Decision::Discard { from, to, .. } => {
                     st.failed_invocations += 1;
                     st.discarded += to - from;
                 }
@@ -408,19 +421,20 @@ pub async fn poll_shard<F: Function + ?Sized, Src: ShardSource>(
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Decision::Discard { from, to } => {
-                let discarded: Vec<_> = records.iter().filter(|r| r.position >= from).collect();
-                let note = serde_json::json!({
-                    "stream": source.stream_name(), "shard_id": shard_id,
-                    "first_sequence_number": discarded.first().map(|r| r.sequence_number.clone()),
-                    "last_sequence_number": discarded.last().map(|r| r.sequence_number.clone()),
-                    "records": discarded.len(),
-                    "error": report.error,
-                });
-                std::fs::create_dir_all(&cfg.on_failure_dir)?;
-                let file = cfg.on_failure_dir.join(format!("{shard_id}-{from:020}.json"));
-                std::fs::write(&file, serde_json::to_vec_pretty(&note)?)?;
-                tracing::error!(shard = shard_id, file = %file.display(), "retries exhausted; batch sent to the on-failure destination");
+            Decision::Discard { from, to, condition } => {
+                let discarded: Vec<StreamRecord> = records.iter().filter(|r| r.position >= from).cloned().collect();
+                let batch = inputs(source.stream_name(), &shard_id, &discarded);
+                if let Some(note) =
+                    OnFailureRecord::new(&batch, condition, report.error.as_deref(), !source.outlives_run())
+                {
+                    let sent = cfg.on_failure.send(&note).await.map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                    tracing::error!(
+                        shard = shard_id,
+                        records = discarded.len(),
+                        destination = sent,
+                        "retries exhausted; batch sent to the on-failure destination"
+                    );
+                }
                 source.trim(to);
             }
         }
@@ -432,7 +446,12 @@ mod tests {
     use super::*;
 
     fn cfg() -> EsmConfig {
-        EsmConfig { batch_size: 100, max_retry_attempts: Some(2), ..EsmConfig::new(PathBuf::from("unused")) }
+        EsmConfig {
+            batch_size: 100,
+            max_retry_attempts: Some(2),
+            bisect_on_error: true,
+            ..EsmConfig::new(Destination::Dir("unused".into()))
+        }
     }
 
     #[test]
@@ -452,7 +471,10 @@ mod tests {
         // The half fails again at its start: halve again.
         assert_eq!(c.after(&cfg(), 140, 169, Some(140), Duration::ZERO), Decision::Retry { from: 140, limit: 15 });
         // Third failure: over MaximumRetryAttempts (2), to the destination.
-        assert_eq!(c.after(&cfg(), 140, 154, Some(140), Duration::ZERO), Decision::Discard { from: 140, to: 155 });
+        assert_eq!(
+            c.after(&cfg(), 140, 154, Some(140), Duration::ZERO),
+            Decision::Discard { from: 140, to: 155, condition: Condition::RetryAttemptsExhausted }
+        );
         assert_eq!((c.checkpoint, c.batch_limit(&cfg())), (155, 100));
     }
 
@@ -471,7 +493,7 @@ mod tests {
         );
         assert_eq!(
             c.after(&no_bisect, 0, 99, Some(50), Duration::from_secs(61)),
-            Decision::Discard { from: 50, to: 100 }
+            Decision::Discard { from: 50, to: 100, condition: Condition::RecordAgeExceeded }
         );
         // A lowest failure outside the batch is clamped into it.
         let mut c = Cursor::default();

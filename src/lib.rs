@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod esm;
 pub mod input;
 pub mod pipeline;
+pub mod replay;
 pub mod stream;
 
 use std::sync::Arc;
@@ -17,6 +18,11 @@ use anyhow::Context;
 use sink::store::{LocalStore, ObjectStore, S3Store};
 
 pub use model::now_ms;
+
+/// An error (an AWS SDK error chain spans lines) as one line.
+pub fn one_line(e: impl std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
 /// The store the datasets go to: the bucket when one is given, else a local directory.
 pub async fn open_store(bucket: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn ObjectStore>> {

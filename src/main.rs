@@ -21,6 +21,7 @@ use orderstream::crash::CrashAfterWrites;
 use orderstream::esm::{self, EsmConfig, EsmStats, Function};
 use orderstream::input::{self, Placement};
 use orderstream::pipeline::{self, MainJob};
+use orderstream::replay::{self, Destination};
 use orderstream::stream::ShardLimits;
 use processor::config::OutputConfig;
 use processor::runtime_api::{FunctionSpec, LocalLambda};
@@ -73,23 +74,12 @@ struct RunArgs {
     /// Share of valid events whose event time is 2 to 30 minutes behind the clock (late arrivals).
     #[arg(long, default_value_t = 0.01, value_parser = args::share)]
     late_rate: f64,
-    /// Event source mapping: records per invocation at most.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
-    batch_size: u64,
-    /// Event source mapping: batching window in milliseconds.
-    #[arg(long, default_value_t = 500)]
-    batching_window_ms: u64,
-    /// Event source mapping: retries of a failing batch before it goes to the on-failure
-    /// destination (./data/_on_failure/); -1 retries until the records are too old.
-    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..=10000))]
-    max_retry_attempts: i64,
-    /// Event source mapping: records older than this many seconds go to the on-failure
-    /// destination instead of being retried again.
-    #[arg(long, value_parser = args::positive)]
-    max_record_age: Option<f64>,
-    /// Event source mapping: retry a failed batch whole instead of halving it.
-    #[arg(long)]
-    no_bisect: bool,
+    #[command(flatten)]
+    mapping: MappingArgs,
+    /// Fault injection for tests: the data directory refuses every write for LEN seconds from
+    /// START seconds into the run (an S3 outage), as "START,LEN".
+    #[arg(long, hide = true, value_parser = parse_outage)]
+    store_outage: Option<(f64, f64)>,
     /// Address of the live dashboard [default: 127.0.0.1:8686, or a free port if that is taken].
     #[arg(long, value_name = "ADDR", conflicts_with = "no_dashboard")]
     dashboard: Option<std::net::SocketAddr>,
@@ -99,6 +89,47 @@ struct RunArgs {
     /// Keep serving the dashboard after the run, until Ctrl-C.
     #[arg(long, conflicts_with = "no_dashboard")]
     serve: bool,
+}
+
+/// The event source mapping's settings, for every command that maps a stream to the handler.
+#[derive(clap::Args, Clone)]
+struct MappingArgs {
+    /// Event source mapping: records per invocation at most.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    batch_size: u64,
+    /// Event source mapping: batching window in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    batching_window_ms: u64,
+    /// Event source mapping: retries of a failing batch before it goes to the on-failure
+    /// destination, to be replayed with `orderstream replay`; -1 (the default) retries until the
+    /// records expire.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..=10000))]
+    max_retry_attempts: i64,
+    /// Event source mapping: records older than this many seconds go to the on-failure
+    /// destination instead of being retried again.
+    #[arg(long, value_parser = args::positive)]
+    max_record_age: Option<f64>,
+    /// Event source mapping: retry a failed batch in halves (BisectBatchOnFunctionError).
+    #[arg(long)]
+    bisect_on_error: bool,
+}
+
+impl MappingArgs {
+    fn config(&self, on_failure: Destination) -> EsmConfig {
+        let mut esm = EsmConfig::new(on_failure);
+        esm.batch_size = self.batch_size as usize;
+        esm.batching_window = Duration::from_millis(self.batching_window_ms);
+        esm.max_retry_attempts = u32::try_from(self.max_retry_attempts).ok();
+        esm.max_record_age = self.max_record_age.map(Duration::from_secs_f64);
+        esm.bisect_on_error = self.bisect_on_error;
+        esm
+    }
+}
+
+fn parse_outage(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s.split_once(',').ok_or("expected START,LEN in seconds")?;
+    let num = |x: &str| x.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    Ok((num(a).ok_or("START is not a number of seconds")?, num(b).ok_or("LEN is not a number of seconds")?))
 }
 
 const DEFAULT_DASHBOARD: std::net::SocketAddr =
@@ -116,6 +147,45 @@ enum Command {
     /// Run the real `processor` binary (the Lambda bootstrap) under a local Lambda Runtime API
     /// with one Lambda Kinesis event, and print its response.
     Invoke(InvokeArgs),
+    /// Process the batches the event source mapping gave up on, exactly once: Lambda's on-failure
+    /// records from an SQS queue (records read back from Kinesis) or from a folder.
+    Replay(ReplayArgs),
+    /// Rebuild a shard's state (head.json, a checkpoint: the de-duplication window and the
+    /// replayed ranges) from its commit records.
+    Repair(RepairArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["queue_url", "on_failure_dir"]))]
+struct ReplayArgs {
+    /// The on-failure SQS queue of the event source mapping (the Terraform output
+    /// on_failure_queue_url); the records are read back from Kinesis (AWS SDK environment).
+    #[arg(long)]
+    queue_url: Option<String>,
+    /// A folder of on-failure records (the main job's DATA_DIR/_on_failure); replayed ones move
+    /// to its replayed/ folder.
+    #[arg(long)]
+    on_failure_dir: Option<PathBuf>,
+    #[command(flatten)]
+    dir: DataDir,
+    /// With a bucket the datasets go to S3 instead of the data directory.
+    #[command(flatten)]
+    output: OutputConfig,
+}
+
+#[derive(clap::Args)]
+struct RepairArgs {
+    /// The stream's name.
+    #[arg(long)]
+    stream: String,
+    /// The shard's id (shardId-000000000000).
+    #[arg(long)]
+    shard: String,
+    #[command(flatten)]
+    dir: DataDir,
+    /// With a bucket the shard's ledger is in S3 instead of the data directory.
+    #[command(flatten)]
+    output: OutputConfig,
 }
 
 /// The real function under the local Lambda Runtime API.
@@ -176,12 +246,12 @@ struct ConsumeArgs {
     /// Stop after this many seconds, once what was read is processed (default: until Ctrl-C).
     #[arg(long, value_parser = args::positive)]
     duration: Option<f64>,
-    /// Records per invocation at most.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10000))]
-    batch_size: u64,
-    /// Batching window in milliseconds.
-    #[arg(long, default_value_t = 500)]
-    batching_window_ms: u64,
+    #[command(flatten)]
+    mapping: MappingArgs,
+    /// Send the on-failure records of batches given up on to this SQS queue, as Lambda does
+    /// (default: a file each in DATA_DIR/_on_failure/).
+    #[arg(long)]
+    on_failure_queue: Option<String>,
     /// Invoke the real Lambda bootstrap under a local Lambda Runtime API instead of the handler
     /// in this process.
     #[command(flatten)]
@@ -257,12 +327,7 @@ fn print_report(report: &BatchReport, store: &dyn ObjectStore) {
 async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
     let data_dir = a.dir.data_dir.clone();
     let faults = Faults { invalid_rate: a.invalid_rate, duplicate_rate: a.duplicate_rate, late_rate: a.late_rate };
-    let mut esm = EsmConfig::new(data_dir.join("_on_failure"));
-    esm.batch_size = a.batch_size as usize;
-    esm.batching_window = Duration::from_millis(a.batching_window_ms);
-    esm.max_retry_attempts = u32::try_from(a.max_retry_attempts).ok();
-    esm.max_record_age = a.max_record_age.map(Duration::from_secs_f64);
-    esm.bisect_on_error = !a.no_bisect;
+    let esm = a.mapping.config(Destination::Dir(replay::local_dir(&data_dir)));
     let job = MainJob {
         data_dir: data_dir.clone(),
         duration: Duration::from_secs_f64(a.duration),
@@ -275,6 +340,7 @@ async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
         progress: true,
         dashboard: (!a.no_dashboard).then_some(a.dashboard.unwrap_or(DEFAULT_DASHBOARD)),
         dashboard_any_port: a.dashboard.is_none(),
+        store_outage: a.store_outage.map(|(from, len)| (Duration::from_secs_f64(from), Duration::from_secs_f64(len))),
     };
     eprintln!(
         "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards into {}/ (Ctrl-C to stop)",
@@ -316,9 +382,11 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
             (Arc::new(Processor::new(store, a.output.prefix.clone())), target)
         }
     };
-    let mut cfg = EsmConfig::new(a.dir.data_dir.join("_on_failure"));
-    cfg.batch_size = a.batch_size as usize;
-    cfg.batching_window = Duration::from_millis(a.batching_window_ms);
+    let destination = match &a.on_failure_queue {
+        Some(url) => Destination::Sqs { client: aws_sdk_sqs::Client::new(&shared), queue_url: url.clone() },
+        None => Destination::Dir(replay::local_dir(&a.dir.data_dir)),
+    };
+    let cfg = a.mapping.config(destination);
     let stats = Arc::new(std::sync::Mutex::new(EsmStats::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut pollers = Vec::new();
@@ -345,9 +413,80 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<bool> {
         st.invocations,
         st.failed_invocations,
         st.discarded,
-        cfg.on_failure_dir.display()
+        cfg.on_failure.describe()
     );
+    if st.discarded > 0 {
+        eprintln!("replay them with: orderstream replay {}", replay_source_flag(&cfg.on_failure));
+    }
     Ok(st.discarded == 0)
+}
+
+fn replay_source_flag(d: &Destination) -> String {
+    match d {
+        Destination::Dir(dir) => format!("--on-failure-dir {}", dir.display()),
+        Destination::Sqs { queue_url, .. } => format!("--queue-url {queue_url}"),
+    }
+}
+
+async fn replay_batches(a: ReplayArgs) -> anyhow::Result<bool> {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let source = match (&a.queue_url, &a.on_failure_dir) {
+        (Some(url), _) => {
+            anyhow::ensure!(
+                shared.region().is_some(),
+                "no AWS region configured: set AWS_REGION (for example AWS_REGION=us-east-1)"
+            );
+            Destination::Sqs { client: aws_sdk_sqs::Client::new(&shared), queue_url: url.clone() }
+        }
+        (None, Some(dir)) => {
+            anyhow::ensure!(dir.is_dir(), "--on-failure-dir {}: no such folder", dir.display());
+            Destination::Dir(dir.clone())
+        }
+        (None, None) => anyhow::bail!("give --queue-url or --on-failure-dir"),
+    };
+    let kinesis = shared.region().is_some().then(|| aws_sdk_kinesis::Client::new(&shared));
+    let store = orderstream::open_store(a.output.bucket.as_deref(), &a.dir.data_dir).await?;
+    let target = store.describe();
+    let processor = Processor::new(store, a.output.prefix.clone());
+    let summary = replay::replay(&source, kinesis.as_ref(), &processor).await?;
+    let r = &summary.report;
+    println!(
+        "{} batches from {}: {} replayed, {} failed; {} records: {} events, {} quarantined, {} duplicates dropped, {} already committed; into {target}",
+        summary.batches,
+        source.describe(),
+        summary.batches - summary.failed_batches,
+        summary.failed_batches,
+        r.records,
+        r.events,
+        r.quarantined,
+        r.duplicates,
+        r.already_committed
+    );
+    Ok(summary.failed_batches == 0)
+}
+
+async fn repair(a: RepairArgs) -> anyhow::Result<bool> {
+    let store = orderstream::open_store(a.output.bucket.as_deref(), &a.dir.data_dir).await?;
+    let keys = processor::ledger::ShardKeys::new(&a.output.prefix, &a.stream, &a.shard);
+    let settings = processor::config::processor_config_from_env().map_err(anyhow::Error::msg)?.ledger;
+    let rebuilt = processor::ledger::io::rebuild(&store, &keys, &settings)
+        .await
+        .with_context(|| format!("repairing {} {} in {}", a.stream, a.shard, store.describe()))?;
+    let s = &rebuilt.state;
+    println!(
+        "{} {}: {} commit records (from {} to {}), high-water mark {}, {} ids in the de-duplication window, {} replayed ranges; wrote checkpoint {} and head.json{}",
+        a.stream,
+        a.shard,
+        rebuilt.commits,
+        s.floor,
+        s.latest,
+        s.high_water_mark.as_deref().unwrap_or("-"),
+        s.window.len(),
+        s.replays.len(),
+        s.checkpoint(),
+        if rebuilt.missing_files > 0 { format!("; {} files of the latest commit are gone", rebuilt.missing_files) } else { String::new() }
+    );
+    Ok(true)
 }
 
 async fn invoke(a: InvokeArgs) -> anyhow::Result<bool> {
@@ -375,6 +514,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let (output, data_dir, records, crash_after) = match command {
         Command::Consume(a) => return consume(a).await,
         Command::Invoke(a) => return invoke(a).await,
+        Command::Replay(a) => return replay_batches(a).await,
+        Command::Repair(a) => return repair(a).await,
         Command::Samples(a) => {
             (a.output, a.dir.data_dir, input::sample_records("samples", "shardId-000000000000")?, None)
         }

@@ -8,21 +8,23 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use processor::Processor;
 use producer::args::Pace;
 use producer::kinesis::{self, Entry, SendConfig, SendStats};
 use producer::{Config, Faults, Storefront, Truth};
-use sink::store::LocalStore;
+use sink::store::{LocalStore, ObjectStore};
+
+use crate::crash::Outage;
 
 use crate::dashboard::{self, Dashboard, Live};
 use crate::esm::{self, EsmConfig, EsmStats};
 use crate::now_ms;
 use crate::stream::{EmbeddedStream, ShardLimits};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MainJob {
     pub data_dir: PathBuf,
     pub duration: Duration,
@@ -40,6 +42,8 @@ pub struct MainJob {
     pub dashboard: Option<SocketAddr>,
     /// When the dashboard's address is taken, serve on a free port instead of failing.
     pub dashboard_any_port: bool,
+    /// Fault injection: the data directory refuses writes for a while (start, length).
+    pub store_outage: Option<(Duration, Duration)>,
 }
 
 /// What a run did.
@@ -56,6 +60,10 @@ pub struct Summary {
 pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     anyhow::ensure!(job.rate > 0.0, "--rate must be above 0: the storefront's clock follows it");
     let store = LocalStore::new(&job.data_dir).with_context(|| format!("cannot use {}", job.data_dir.display()))?;
+    let store: Arc<dyn ObjectStore> = match job.store_outage {
+        Some((from, len)) => Arc::new(Outage::new(Arc::new(store), Instant::now() + from, len)),
+        None => Arc::new(store),
+    };
     let processor = Arc::new(Processor::new(store, ""));
     // A stream name per run: the processor's commit state is per stream, and a new embedded
     // stream starts its sequence numbers again.
@@ -237,7 +245,7 @@ impl Summary {
              funnel: product views per page view {f1}, add to cart per product view {f2}, checkout per add to cart {f3}, order per checkout {f4}\n\
              throughput: {out_rate:.0} records/s processed, {inv} invocations ({failed} failed)\n\
              latency from arrival in the stream to committed files: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, max {max} ms\n\
-             reconciled with the producer's truth manifest ({dir}/_truth-{stream}.json): {ok}\n\
+             reconciled with the producer's truth manifest ({dir}/_truth-{stream}.json): {ok}{replay}\n\
              \n\
              Query the datasets in {dir}/ with DuckDB:\n\
              \x20 duckdb -c \"SELECT event_type, count(*) FROM read_parquet('{dir}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"\n\
@@ -270,6 +278,11 @@ impl Summary {
             p99 = percentile(&lat, 0.99),
             max = lat.last().copied().unwrap_or(0),
             ok = if self.reconciled() { "yes" } else { "NO" },
+            replay = if self.esm.discarded > 0 {
+                format!("\n{} records were given up on: replay them with `cargo run --release -- replay --on-failure-dir {dir}/_on_failure`", self.esm.discarded)
+            } else {
+                String::new()
+            },
         )
     }
 }

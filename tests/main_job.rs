@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use orderstream::esm::{self, EsmConfig, EsmStats};
 use orderstream::pipeline::{self, MainJob};
+use orderstream::replay::Destination;
 use orderstream::stream::EmbeddedStream;
 use processor::Processor;
 use producer::kinesis::Entry;
@@ -33,11 +34,12 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
         esm: EsmConfig {
             batch_size: 300,
             batching_window: Duration::from_millis(200),
-            ..EsmConfig::new(dir.path().join("_on_failure"))
+            ..EsmConfig::new(Destination::Dir(dir.path().join("_on_failure")))
         },
         progress: false,
         dashboard: Some("127.0.0.1:0".parse().unwrap()),
         dashboard_any_port: false,
+        store_outage: None,
     };
     let summary = pipeline::run(&job).await.unwrap();
     assert!(summary.reconciled(), "{}", summary.render(dir.path()));
@@ -141,8 +143,12 @@ async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destina
     }
     let store = FailingReads { inner: MemoryStore::new(), left: AtomicUsize::new(3) };
     let processor = Arc::new(Processor::new(store, ""));
-    let cfg =
-        EsmConfig { batch_size: 40, max_retry_attempts: Some(2), ..EsmConfig::new(dir.path().join("_on_failure")) };
+    let cfg = EsmConfig {
+        batch_size: 40,
+        max_retry_attempts: Some(2),
+        bisect_on_error: true,
+        ..EsmConfig::new(Destination::Dir(dir.path().join("_on_failure")))
+    };
     let stats = Arc::new(Mutex::new(EsmStats::default()));
     // Stop as soon as the shard is drained.
     let source = esm::EmbeddedShard::new(stream.clone(), 0);
@@ -152,11 +158,15 @@ async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destina
     // goes to the destination; then 10..50, 50..90 and 90..100 succeed.
     assert_eq!((st.invocations, st.failed_invocations, st.discarded, st.records), (6, 3, 10, 90));
     let note: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("_on_failure/shardId-000000000000-00000000000000000000.json")).unwrap(),
+        &std::fs::read(dir.path().join(
+            "_on_failure/esm-shardId-000000000000-49000000000000000000000000000000000000000000000000000000.json",
+        ))
+        .unwrap(),
     )
     .unwrap();
-    assert_eq!(note["records"], 10);
-    assert!(note["error"].as_str().unwrap().contains("503 SlowDown"));
+    assert_eq!(note["KinesisBatchInfo"]["batchSize"], 10);
+    assert_eq!(note["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert!(note["responseContext"]["functionError"].as_str().unwrap().contains("503 SlowDown"));
     let mut ids: Vec<u32> = read_table(processor.store(), "", Table::Events)
         .await
         .into_iter()
@@ -246,4 +256,72 @@ fn serve_keeps_the_final_figures_up_until_ctrl_c() {
     assert!(killed.success());
     let status = job.wait().unwrap();
     assert!(status.success(), "Ctrl-C ends --serve cleanly: {status}");
+}
+
+#[test]
+fn batches_given_up_during_an_outage_are_replayed_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_orderstream");
+    // A 1.5 s outage of the data directory a second into the run; the mapping gives up on a
+    // batch after one retry (the default never gives up).
+    let out = std::process::Command::new(bin)
+        .args(["--data-dir", data, "--duration", "4", "--rate", "400", "--shards", "2", "--seed", "7"])
+        .args(["--no-dashboard", "--batching-window-ms", "100", "--max-retry-attempts", "1", "--store-outage", "1,1.5"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "records were given up on: not reconciled\n{stdout}");
+    assert!(
+        stdout.contains("given up on: replay them with `cargo run --release -- replay --on-failure-dir"),
+        "{stdout}"
+    );
+    let on_failure = dir.path().join("_on_failure");
+    let given_up = std::fs::read_dir(&on_failure).unwrap().count();
+    assert!(given_up > 0);
+
+    let replay = || {
+        let out = std::process::Command::new(bin)
+            .args(["replay", "--on-failure-dir", on_failure.to_str().unwrap(), "--data-dir", data])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = replay();
+    assert!(
+        first.contains(&format!("{given_up} batches from"))
+            && first.contains(&format!("{given_up} replayed, 0 failed")),
+        "{first}"
+    );
+
+    let truth_file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("_truth-"))
+        .unwrap();
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(truth_file).unwrap()).unwrap();
+    let rows = |t: &str| truth["tables"][t]["rows"].as_u64().unwrap() as usize;
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    let check = || {
+        tokio.block_on(async {
+            assert_eq!(read_table(&store, "", Table::Events).await.len(), rows("events"));
+            assert_eq!(read_table(&store, "", Table::Quarantine).await.len(), rows("quarantine"));
+            assert_eq!(read_table(&store, "", Table::OrderItems).await.len(), rows("order_items"));
+            support::aggregates_match_details(&store, "").await;
+        })
+    };
+    check();
+    // Nothing is left to replay; a replayed record put back changes nothing.
+    assert!(replay().starts_with("0 batches"));
+    let done = on_failure.join("replayed");
+    let one = std::fs::read_dir(&done).unwrap().next().unwrap().unwrap().path();
+    std::fs::rename(&one, on_failure.join(one.file_name().unwrap())).unwrap();
+    let again = replay();
+    assert!(
+        again.contains("1 replayed") && again.contains(" 0 events") && again.contains("already committed"),
+        "{again}"
+    );
+    check();
 }

@@ -13,7 +13,7 @@ use processor::kinesis::InputRecord;
 use processor::Processor;
 use sink::store::{ObjectStore, S3Store};
 use sink::Table;
-use support::{read_table, s};
+use support::assert_sample_datasets;
 
 async fn store_on(endpoint: &str, bucket: &str, create: bool) -> S3Store {
     let client = support::s3_client(endpoint);
@@ -21,24 +21,6 @@ async fn store_on(endpoint: &str, bucket: &str, create: bool) -> S3Store {
         support::create_bucket(&client, bucket).await;
     }
     S3Store::new(client, bucket)
-}
-
-/// The samples, checked with the `parquet` crate: every sample exactly once.
-async fn assert_sample_datasets(store: &dyn ObjectStore, prefix: &str) {
-    let mut events: Vec<_> =
-        read_table(store, prefix, Table::Events).await.into_iter().map(|(_, r)| s(&r, "event_id")).collect();
-    events.sort();
-    let want: Vec<_> = (1..=16).map(|n| format!("evt-{n:04}")).collect();
-    assert_eq!(events, want, "events under {prefix}");
-    let mut q: Vec<_> = read_table(store, prefix, Table::Quarantine)
-        .await
-        .into_iter()
-        .map(|(_, r)| s(&r, "sequence_number").parse::<u32>().unwrap())
-        .collect();
-    q.sort();
-    assert_eq!(q, (1..=40).collect::<Vec<_>>(), "quarantine under {prefix}");
-    assert_eq!(read_table(store, prefix, Table::OrderItems).await.len(), 5);
-    support::aggregates_match_details(store, prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,8 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
-    fn merge(&mut self, o: BatchReport) {
+    /// Adds another part's figures to this one.
+    pub fn merge_from(&mut self, o: BatchReport) {
         if self.stream.is_empty() {
             self.stream = o.stream;
         }
@@ -203,7 +204,7 @@ impl<S: ObjectStore> Processor<S> {
                     "batch committed"
                 );
             }
-            total.merge(report);
+            total.merge_from(report);
         }
         total.elapsed_ms = started.elapsed().as_millis() as u64;
         total
@@ -475,7 +476,7 @@ impl<S: ObjectStore> Processor<S> {
         if let Err(what) = state.apply(&record) {
             return Err(Failure::drop(LedgerError::Damaged { key: keys.commit(record.commit), what }));
         }
-        report.merge(counts);
+        report.merge_from(counts);
         if self.config.ledger.wants_checkpoint(&state) {
             if let Err(e) = io::checkpoint(&self.store, keys, &mut state, &self.config.ledger, model::now_ms()).await {
                 tracing::warn!(shard = keys.shard_id, error = %e, "checkpoint not written; the next commit tries again");

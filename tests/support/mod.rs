@@ -95,6 +95,26 @@ pub fn i(row: &Row, col: &str) -> i64 {
     row[col].as_i64().unwrap_or_else(|| panic!("{col} is not an integer in {row:?}"))
 }
 
+/// The contract samples, checked with the `parquet` crate: every sample exactly once.
+pub async fn assert_sample_datasets(store: &dyn ObjectStore, prefix: &str) {
+    let mut events: Vec<_> =
+        read_table(store, prefix, Table::Events).await.into_iter().map(|(_, r)| s(&r, "event_id")).collect();
+    events.sort();
+    let want: Vec<_> = (1..=16).map(|n| format!("evt-{n:04}")).collect();
+    assert_eq!(events, want, "events under {prefix}");
+    let mut q: Vec<_> = read_table(store, prefix, Table::Quarantine)
+        .await
+        .into_iter()
+        .map(|(_, r)| s(&r, "sequence_number").parse::<u128>().unwrap())
+        .collect();
+    q.sort();
+    assert_eq!(q.len(), 40, "quarantine under {prefix}");
+    q.dedup();
+    assert_eq!(q.len(), 40, "quarantine under {prefix}: a record twice");
+    assert_eq!(read_table(store, prefix, Table::OrderItems).await.len(), 5);
+    aggregates_match_details(store, prefix).await;
+}
+
 /// Sales and funnel aggregates recomputed from the detail tables, and as read from the
 /// aggregate tables (summing rows that share a key): the two must be equal.
 pub async fn aggregates_match_details(store: &dyn ObjectStore, prefix: &str) {
