@@ -37,6 +37,11 @@ pub trait ShardSource: Send + Sync {
     fn caught_up(&self) -> bool {
         true
     }
+    /// Whether the shard is closed (split or merged): once drained, its poller ends, and its
+    /// children are polled.
+    fn closed(&self) -> bool {
+        false
+    }
     /// Whether the records stay readable after this run (a real stream, within its retention).
     /// When they do not, a batch given up on carries its records to the on-failure destination.
     fn outlives_run(&self) -> bool {
@@ -74,6 +79,9 @@ impl ShardSource for EmbeddedShard {
     }
     fn trim(&self, position: u64) {
         self.stream.trim(self.shard, position)
+    }
+    fn closed(&self) -> bool {
+        !self.stream.is_open(self.shard)
     }
     fn outlives_run(&self) -> bool {
         false
@@ -367,7 +375,7 @@ pub async fn poll_shard<F: Function + ?Sized, Src: ShardSource>(
         let available = source.end().await?.saturating_sub(cursor.checkpoint);
         let stopping = stop.load(Ordering::SeqCst);
         if available == 0 {
-            if stopping && source.caught_up() {
+            if (stopping && source.caught_up()) || source.closed() {
                 return Ok(());
             }
             tokio::time::sleep(idle).await;
@@ -438,6 +446,41 @@ pub async fn poll_shard<F: Function + ?Sized, Src: ShardSource>(
                 source.trim(to);
             }
         }
+    }
+}
+
+/// Polls every shard of the embedded stream, as Lambda does across resharding: a shard is
+/// polled once all its parents are drained (records of a key stay in order), until `stop` is set
+/// and every shard is drained.
+pub async fn poll_stream<F: Function + ?Sized + 'static>(
+    stream: Arc<EmbeddedStream>,
+    function: Arc<F>,
+    cfg: EsmConfig,
+    stats: Arc<Mutex<EsmStats>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let mut running: HashMap<usize, tokio::task::JoinHandle<std::io::Result<()>>> = HashMap::new();
+    let mut drained: Vec<usize> = Vec::new();
+    loop {
+        for shard in 0..stream.shard_count() {
+            let known = running.contains_key(&shard) || drained.contains(&shard);
+            if !known && stream.parents(shard).iter().all(|p| drained.contains(p)) {
+                let source = EmbeddedShard::new(stream.clone(), shard);
+                let task = poll_shard(source, function.clone(), cfg.clone(), stats.clone(), stop.clone());
+                running.insert(shard, tokio::spawn(task));
+            }
+        }
+        let finished: Vec<usize> = running.iter().filter(|(_, h)| h.is_finished()).map(|(s, _)| *s).collect();
+        for shard in finished {
+            if let Some(handle) = running.remove(&shard) {
+                handle.await.map_err(std::io::Error::other)??;
+                drained.push(shard);
+            }
+        }
+        if running.is_empty() && drained.len() == stream.shard_count() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

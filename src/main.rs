@@ -80,6 +80,10 @@ struct RunArgs {
     /// START seconds into the run (an S3 outage), as "START,LEN".
     #[arg(long, hide = true, value_parser = parse_outage)]
     store_outage: Option<(f64, f64)>,
+    /// Reshard the embedded stream this many seconds into the run: split the first shard, and a
+    /// second later merge the second and third (with three shards or more).
+    #[arg(long, value_parser = args::positive)]
+    reshard_at: Option<f64>,
     /// Address of the live dashboard [default: 127.0.0.1:8686, or a free port if that is taken].
     #[arg(long, value_name = "ADDR", conflicts_with = "no_dashboard")]
     dashboard: Option<std::net::SocketAddr>,
@@ -341,6 +345,7 @@ async fn main_job(a: RunArgs) -> anyhow::Result<bool> {
         dashboard: (!a.no_dashboard).then_some(a.dashboard.unwrap_or(DEFAULT_DASHBOARD)),
         dashboard_any_port: a.dashboard.is_none(),
         store_outage: a.store_outage.map(|(from, len)| (Duration::from_secs_f64(from), Duration::from_secs_f64(len))),
+        reshard_at: a.reshard_at.map(Duration::from_secs_f64),
     };
     eprintln!(
         "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards into {}/ (Ctrl-C to stop)",

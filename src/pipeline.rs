@@ -44,6 +44,27 @@ pub struct MainJob {
     pub dashboard_any_port: bool,
     /// Fault injection: the data directory refuses writes for a while (start, length).
     pub store_outage: Option<(Duration, Duration)>,
+    /// Reshard the stream this far into the run: split the first shard in two, and a second
+    /// later merge the second and third (when there are three).
+    pub reshard_at: Option<Duration>,
+}
+
+async fn reshard(stream: Arc<EmbeddedStream>, at: Duration) -> anyhow::Result<()> {
+    tokio::time::sleep(at).await;
+    let (start, end) = stream.hash_range(0);
+    let (low, high) = stream.split_shard(0, start + (end - start) / 2 + 1).map_err(anyhow::Error::msg)?;
+    eprintln!("resharding: split {} into {} and {}", stream.shard_id(0), stream.shard_id(low), stream.shard_id(high));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if stream.shard_count() >= 5 {
+        let child = stream.merge_shards(1, 2).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "resharding: merged {} and {} into {}",
+            stream.shard_id(1),
+            stream.shard_id(2),
+            stream.shard_id(child)
+        );
+    }
+    Ok(())
 }
 
 /// What a run did.
@@ -78,17 +99,14 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         Some(addr) => Some(start_dashboard(live.clone(), addr, job.dashboard_any_port).await?),
         None => None,
     };
-    let pollers: Vec<_> = (0..stream.shard_count())
-        .map(|shard| {
-            tokio::spawn(esm::poll_shard(
-                esm::EmbeddedShard::new(stream.clone(), shard),
-                processor.clone(),
-                job.esm.clone(),
-                esm_stats.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
+    let pollers = tokio::spawn(esm::poll_stream(
+        stream.clone(),
+        processor.clone(),
+        job.esm.clone(),
+        esm_stats.clone(),
+        stop.clone(),
+    ));
+    let reshard = job.reshard_at.map(|at| tokio::spawn(reshard(stream.clone(), at)));
 
     let progress = job.progress.then(|| {
         let live = live.clone();
@@ -160,9 +178,13 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     let given_up = given_up.context("the embedded stream refused the records")?;
     anyhow::ensure!(given_up.is_empty(), "{} records could not be put into the embedded stream", given_up.len());
     stop.store(true, Ordering::SeqCst);
-    for p in pollers {
-        p.await.context("an event source mapping poller stopped")?.context("writing to the on-failure destination")?;
+    if let Some(r) = reshard {
+        r.await.context("the resharding task stopped")??;
     }
+    pollers
+        .await
+        .context("an event source mapping poller stopped")?
+        .context("writing to the on-failure destination")?;
     if let Some(p) = progress {
         p.abort();
         if std::io::stderr().is_terminal() {

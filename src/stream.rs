@@ -1,12 +1,14 @@
 //! An embedded stream with Kinesis semantics: shards that split the 128-bit hash key space
 //! evenly, partition keys hashed with MD5 as Kinesis does (or an explicit hash key), per-shard
-//! increasing sequence numbers, arrival timestamps, and optional per-shard write limits
+//! increasing sequence numbers, arrival timestamps, optional per-shard write limits
 //! (1 MB/s and 1,000 records/s by default) that refuse records with
-//! `ProvisionedThroughputExceededException` like the real service.
+//! `ProvisionedThroughputExceededException` like the real service, and resharding: a split or a
+//! merge closes the parent shards (their records stay readable) and opens child shards that
+//! take their hash key ranges.
 
 use crate::now_ms;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -48,6 +50,11 @@ struct Bucket {
 struct ShardState {
     id: String,
     starting_hash_key: u128,
+    /// Inclusive, as Kinesis's `EndingHashKey`.
+    ending_hash_key: u128,
+    /// A closed shard takes no more records (a split or merge replaced it).
+    open: bool,
+    parents: Vec<usize>,
     /// Records not yet trimmed; `records[0]` is at position `first`.
     records: VecDeque<StreamRecord>,
     first: u64,
@@ -57,8 +64,29 @@ struct ShardState {
 
 pub struct EmbeddedStream {
     name: String,
-    shards: Vec<Mutex<ShardState>>,
+    shards: RwLock<Vec<Arc<Mutex<ShardState>>>>,
+    /// The open shards' hash key ranges (start, end, shard), sorted by start.
+    routes: RwLock<Vec<(u128, u128, usize)>>,
     limits: Option<ShardLimits>,
+}
+
+fn new_shard(index: usize, start: u128, end: u128, parents: Vec<usize>) -> Arc<Mutex<ShardState>> {
+    Arc::new(Mutex::new(ShardState {
+        id: format!("shardId-{index:012}"),
+        starting_hash_key: start,
+        ending_hash_key: end,
+        open: true,
+        parents,
+        records: VecDeque::new(),
+        first: 0,
+        next: 0,
+        bucket: None,
+    }))
+}
+
+fn lock(s: &Mutex<ShardState>) -> std::sync::MutexGuard<'_, ShardState> {
+    // Each update of a shard is complete before its lock is released.
+    s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The 128-bit hash key of a partition key: MD5, read as a big-endian integer (as Kinesis does).
@@ -71,41 +99,106 @@ impl EmbeddedStream {
         let n = shard_count.max(1) as u128;
         // floor(i * 2^128 / n): 2^128 = n * (MAX / n) + (MAX % n) + 1.
         let (q, r) = (u128::MAX / n, u128::MAX % n + 1);
-        let shards = (0..n)
-            .map(|i| {
-                Mutex::new(ShardState {
-                    id: format!("shardId-{i:012}"),
-                    starting_hash_key: i * q + i * r / n,
-                    records: VecDeque::new(),
-                    first: 0,
-                    next: 0,
-                    bucket: None,
-                })
-            })
-            .collect();
-        EmbeddedStream { name: name.into(), shards, limits }
+        let start = |i: u128| i * q + i * r / n;
+        let mut shards = Vec::new();
+        let mut routes = Vec::new();
+        for i in 0..n {
+            let end = if i + 1 == n { u128::MAX } else { start(i + 1) - 1 };
+            shards.push(new_shard(i as usize, start(i), end, Vec::new()));
+            routes.push((start(i), end, i as usize));
+        }
+        EmbeddedStream { name: name.into(), shards: RwLock::new(shards), routes: RwLock::new(routes), limits }
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// Shards ever opened (closed parents included).
     pub fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.shards.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn shard(&self, shard: usize) -> Arc<Mutex<ShardState>> {
+        self.shards.read().unwrap_or_else(|e| e.into_inner())[shard].clone()
     }
 
     pub fn shard_id(&self, shard: usize) -> String {
-        self.lock(shard).id.clone()
+        lock(&self.shard(shard)).id.clone()
     }
 
-    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, ShardState> {
-        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    /// The shards a shard was split or merged from.
+    pub fn parents(&self, shard: usize) -> Vec<usize> {
+        lock(&self.shard(shard)).parents.clone()
     }
 
-    /// The shard whose hash key range holds `hash`.
+    /// The shard's hash key range (inclusive).
+    pub fn hash_range(&self, shard: usize) -> (u128, u128) {
+        let handle = self.shard(shard);
+        let s = lock(&handle);
+        (s.starting_hash_key, s.ending_hash_key)
+    }
+
+    /// Whether the shard takes records (a closed one was replaced by a split or merge).
+    pub fn is_open(&self, shard: usize) -> bool {
+        lock(&self.shard(shard)).open
+    }
+
+    /// The open shard whose hash key range holds `hash`.
     pub fn shard_of(&self, hash: u128) -> usize {
-        let starts: Vec<u128> = (0..self.shards.len()).map(|i| self.lock(i).starting_hash_key).collect();
-        starts.partition_point(|&s| s <= hash).saturating_sub(1)
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        let i = routes.partition_point(|&(start, _, _)| start <= hash).saturating_sub(1);
+        routes[i].2
+    }
+
+    /// Splits an open shard at `new_starting_hash_key`: the shard closes, and two children take
+    /// its lower and upper hash key ranges. Returns the children.
+    pub fn split_shard(&self, shard: usize, new_starting_hash_key: u128) -> Result<(usize, usize), String> {
+        let parent = self.shard(shard);
+        let mut p = lock(&parent);
+        if !p.open {
+            return Err(format!("{} is closed", p.id));
+        }
+        if new_starting_hash_key <= p.starting_hash_key || new_starting_hash_key > p.ending_hash_key {
+            return Err(format!("{new_starting_hash_key} is not inside {}'s hash key range", p.id));
+        }
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        let (low, high) = (shards.len(), shards.len() + 1);
+        shards.push(new_shard(low, p.starting_hash_key, new_starting_hash_key - 1, vec![shard]));
+        shards.push(new_shard(high, new_starting_hash_key, p.ending_hash_key, vec![shard]));
+        p.open = false;
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        routes.retain(|r| r.2 != shard);
+        routes.push((p.starting_hash_key, new_starting_hash_key - 1, low));
+        routes.push((new_starting_hash_key, p.ending_hash_key, high));
+        routes.sort_unstable();
+        Ok((low, high))
+    }
+
+    /// Merges two open shards whose hash key ranges are adjacent: both close, and a child takes
+    /// their ranges. Returns the child.
+    pub fn merge_shards(&self, a: usize, b: usize) -> Result<usize, String> {
+        let (first, second) = (self.shard(a.min(b)), self.shard(a.max(b)));
+        let (mut x, mut y) = (lock(&first), lock(&second));
+        if !x.open || !y.open {
+            return Err(format!("{} and {} must both be open", x.id, y.id));
+        }
+        if x.starting_hash_key > y.starting_hash_key {
+            std::mem::swap(&mut x, &mut y);
+        }
+        if x.ending_hash_key.checked_add(1) != Some(y.starting_hash_key) {
+            return Err(format!("{} and {} are not adjacent", x.id, y.id));
+        }
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        let child = shards.len();
+        shards.push(new_shard(child, x.starting_hash_key, y.ending_hash_key, vec![a.min(b), a.max(b)]));
+        x.open = false;
+        y.open = false;
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        routes.retain(|r| r.2 != a && r.2 != b);
+        routes.push((x.starting_hash_key, y.ending_hash_key, child));
+        routes.sort_unstable();
+        Ok(child)
     }
 
     /// Appends one record, or refuses it when the shard is over its limits.
@@ -122,8 +215,19 @@ impl EmbeddedStream {
             },
             None => hash_key(&entry.partition_key),
         };
-        let shard = self.shard_of(hash);
-        let mut s = self.lock(shard);
+        // A split or merge may close the shard between routing and locking it: route again.
+        let (shard, handle) = loop {
+            let shard = self.shard_of(hash);
+            let handle = self.shard(shard);
+            if lock(&handle).open {
+                break (shard, handle);
+            }
+        };
+        let mut s = lock(&handle);
+        if !s.open {
+            drop(s);
+            return self.put(entry);
+        }
         if let Some(limits) = self.limits {
             let now = Instant::now();
             let b = s.bucket.get_or_insert(Bucket {
@@ -169,18 +273,20 @@ impl EmbeddedStream {
         max_bytes: usize,
         size: impl Fn(&StreamRecord) -> usize,
     ) -> Vec<StreamRecord> {
-        let s = self.lock(shard);
+        let handle = self.shard(shard);
+        let s = lock(&handle);
         take_within(&s.records, s.first, position, max_records, max_bytes, size)
     }
 
     /// The position after the last record of the shard.
     pub fn end(&self, shard: usize) -> u64 {
-        self.lock(shard).next
+        lock(&self.shard(shard)).next
     }
 
     /// Drops the records before `position` (consumed and checkpointed).
     pub fn trim(&self, shard: usize, position: u64) {
-        let mut s = self.lock(shard);
+        let handle = self.shard(shard);
+        let mut s = lock(&handle);
         while s.first < position && s.records.pop_front().is_some() {
             s.first += 1;
         }
@@ -223,12 +329,8 @@ impl KinesisApi for EmbeddedStream {
         if stream != self.name {
             return Err(ApiError::StreamNotFound(stream.to_string()));
         }
-        Ok((0..self.shards.len())
-            .map(|i| {
-                let s = self.lock(i);
-                Shard { id: s.id.clone(), starting_hash_key: s.starting_hash_key }
-            })
-            .collect())
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(routes.into_iter().map(|(start, _, i)| Shard { id: self.shard_id(i), starting_hash_key: start }).collect())
     }
 }
 
@@ -287,6 +389,34 @@ mod tests {
         assert_eq!(s.put(&e), Outcome::Stored { shard_id: "shardId-000000000001".into() });
         e.explicit_hash_key = Some("nope".into());
         assert!(matches!(s.put(&e), Outcome::Failed { .. }));
+    }
+
+    #[test]
+    fn a_split_and_a_merge_close_the_parents_and_route_to_the_children() {
+        let s = EmbeddedStream::new("s", 3, None);
+        let keys: Vec<String> = (0..600).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            s.put(&entry(k));
+        }
+        let before: Vec<u64> = (0..3).map(|i| s.end(i)).collect();
+        let (low, high) = s.split_shard(0, 1u128 << 126).unwrap();
+        let merged = s.merge_shards(1, 2).unwrap();
+        assert_eq!((low, high, merged, s.shard_count()), (3, 4, 5, 6));
+        assert_eq!((s.parents(low), s.parents(merged)), (vec![0], vec![1, 2]));
+        assert!(!s.is_open(0) && !s.is_open(1) && !s.is_open(2) && s.is_open(5));
+        assert!(s.split_shard(0, 1).is_err() && s.merge_shards(3, 5).is_err(), "closed, or not adjacent");
+        for k in &keys {
+            s.put(&entry(k));
+        }
+        // The parents keep their records and take no more; every key lands on a child.
+        assert_eq!((0..3).map(|i| s.end(i)).collect::<Vec<_>>(), before);
+        assert_eq!(s.end(low) + s.end(high) + s.end(merged), 600);
+        for k in &keys {
+            let shard = s.shard_of(hash_key(k));
+            assert!([low, high, merged].contains(&shard));
+            let h = hash_key(k);
+            assert_eq!(shard == low, h < 1u128 << 126, "{k}");
+        }
     }
 
     #[test]
