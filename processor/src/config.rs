@@ -39,7 +39,7 @@ impl OutputConfig {
 }
 
 /// The processor's tuning from the Lambda environment: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB)
-/// sizes the shard-state cache (three eighths of it; `STATE_CACHE_MB` overrides), and
+/// sizes the shard-state cache (a quarter of it; `STATE_CACHE_MB` overrides), and
 /// `STREAM_RETENTION_HOURS` (default 24) tells when the ledger may fold old commit records.
 pub fn processor_config_from_env() -> Result<crate::ProcessorConfig, String> {
     let mut config = crate::ProcessorConfig::default();
@@ -52,7 +52,7 @@ pub fn processor_config_from_env() -> Result<crate::ProcessorConfig, String> {
         }
     };
     if let Some(mb) = number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")? {
-        config.cache_budget = (mb as usize) * (3 << 20) / 8;
+        config.cache_budget = (mb as usize) << 18;
     }
     if let Some(mb) = number("STATE_CACHE_MB")? {
         config.cache_budget = (mb as usize) << 20;

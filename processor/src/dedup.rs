@@ -143,6 +143,9 @@ impl DedupWindow {
             return;
         }
         let (old_len, add) = (self.hashes.len(), fresh.len());
+        // Exactly: a doubling growth would hold twice the window's memory for good.
+        self.hashes.reserve_exact(add);
+        self.offsets.reserve_exact(add);
         self.hashes.resize(old_len + add, 0);
         self.offsets.resize(old_len + add, 0);
         let (mut i, mut j, mut w) = (old_len, add, old_len + add);
@@ -193,6 +196,10 @@ impl DedupWindow {
         }
         self.hashes.truncate(w);
         self.offsets.truncate(w);
+        if self.hashes.capacity() > 2 * self.hashes.len() + 1024 {
+            self.hashes.shrink_to_fit();
+            self.offsets.shrink_to_fit();
+        }
     }
 
     /// Every `(hash, arrival)` the window holds, sorted by hash.

@@ -2,9 +2,10 @@
 //! Lambda's log pipeline turns into CloudWatch metrics without an API call.
 //!
 //! Namespace `Orderstream`, dimension `Stream`: `RecordsIn`, `Events`, `Quarantined`,
-//! `Duplicates`, `AlreadyCommitted`, `FailedRecords`, `Orders` (counts) and `BatchLatency`
-//! (milliseconds); with `Stream` and `ReasonCode`: `QuarantinedByReason`; with `Stream` and
-//! `Currency`: `RevenueMinor` (the sum of order line totals, in minor units).
+//! `Duplicates`, `AlreadyCommitted`, `Replayed`, `FailedRecords`, `Orders`, `MissingFiles`,
+//! `LostReplies`, `InterleavedBatches` (counts) and `BatchLatency` (milliseconds); with `Stream`
+//! and `ReasonCode`: `QuarantinedByReason`; with `Stream` and `Currency`: `RevenueMinor` (the sum
+//! of order line totals, in minor units).
 
 use std::io::Write;
 
@@ -48,8 +49,12 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64, request_id: &str) -> V
             ("Quarantined", "Count"),
             ("Duplicates", "Count"),
             ("AlreadyCommitted", "Count"),
+            ("Replayed", "Count"),
             ("FailedRecords", "Count"),
             ("Orders", "Count"),
+            ("MissingFiles", "Count"),
+            ("LostReplies", "Count"),
+            ("InterleavedBatches", "Count"),
             ("BatchLatency", "Milliseconds"),
         ],
         json!({
@@ -59,8 +64,12 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64, request_id: &str) -> V
             "Quarantined": report.quarantined,
             "Duplicates": report.duplicates,
             "AlreadyCommitted": report.already_committed,
+            "Replayed": report.replayed,
             "FailedRecords": report.failed.len(),
             "Orders": report.digest.orders(),
+            "MissingFiles": report.missing_files,
+            "LostReplies": report.lost_replies,
+            "InterleavedBatches": u8::from(report.interleaved),
             "BatchLatency": report.elapsed_ms,
             "RequestId": request_id,
             "QuarantinedByReasonCode": report.quarantined_by_reason.iter()

@@ -41,15 +41,21 @@ pub fn record_data(n: usize) -> String {
     }
 }
 
-/// A Kinesis event of `count` records (a multiple of 50); every 50th record is invalid JSON.
+/// A Kinesis event of `count` records (a multiple of 50) of shard 4; every 50th record is invalid
+/// JSON.
 pub fn kinesis_event(count: usize) -> String {
+    kinesis_event_of("shardId-000000000004", count)
+}
+
+/// [`kinesis_event`] of another shard.
+pub fn kinesis_event_of(shard: &str, count: usize) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let records: Vec<_> = (0..count)
         .map(|n| {
             let data = if n % 50 == 49 { format!("{{\"broken\": {n}") } else { record_data(n) };
             let seq = format!("4954511524349098501828006771497314458218006259324{n:07}");
             serde_json::json!({
-                "eventID": format!("shardId-000000000004:{seq}"),
+                "eventID": format!("{shard}:{seq}"),
                 "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/storefront",
                 "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventName": "aws:kinesis:record",
                 "awsRegion": "us-east-1", "invokeIdentityArn": "arn:aws:iam::123456789012:role/processor",

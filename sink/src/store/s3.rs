@@ -72,13 +72,20 @@ impl ObjectStore for S3Store {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => {
-                let body = out
+            Ok(mut out) => {
+                // One buffer of the object's size, filled chunk by chunk: collecting the chunks
+                // first and then joining them would hold the object twice.
+                let size = out.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+                let mut body = bytes::BytesMut::with_capacity(size);
+                while let Some(chunk) = out
                     .body
-                    .collect()
+                    .try_next()
                     .await
-                    .map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?;
-                Ok(Some(body.into_bytes()))
+                    .map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?
+                {
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Some(body.freeze()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(self.err("get", key, &e)),
