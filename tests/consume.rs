@@ -1,8 +1,6 @@
 //! `orderstream consume`: the event source mapping against moto_server's Kinesis on 127.0.0.1,
 //! writing datasets equal to the producer's truth manifest; a second run adds nothing.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -11,18 +9,7 @@ use producer::kinesis::{send_all, Entry, SdkKinesis, SendConfig, SendStats};
 use producer::{Config, Faults, Storefront, Truth};
 use sink::store::LocalStore;
 use sink::Table;
-use support::{read_table, s};
-
-fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::from_conf(
-        aws_sdk_kinesis::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
-}
+use testkit::{read_table, s};
 
 /// A stream of 2 shards holding 3,000 storefront records with faults, sent with the producer's
 /// own code; the truth manifest of what was sent.
@@ -59,7 +46,7 @@ async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) ->
     truth.to_json(seed)
 }
 
-fn orderstream(moto: &support::servers::Server) -> Command {
+fn orderstream(moto: &testkit::servers::Server) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orderstream"));
     cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_REGION", "us-east-1")
@@ -70,8 +57,8 @@ fn orderstream(moto: &support::servers::Server) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
-    let moto = support::servers::start_moto();
-    let client = kinesis(&moto.endpoint());
+    let moto = testkit::servers::start_moto();
+    let client = testkit::kinesis_client(&moto.endpoint());
     let t = fill_stream(&client, "live", 8).await;
     let dir = tempfile::tempdir().unwrap();
     let consume = || {
@@ -98,7 +85,7 @@ async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
         *quarantine.entry(s(&r, "reason_code")).or_default() += 1;
     }
     assert_eq!(serde_json::json!(quarantine), tables["quarantine"]["by_reason_code"]);
-    support::aggregates_match_details(&local, "").await;
+    testkit::aggregates_match_details(&local, "").await;
 
     // Reading the stream again from its start commits nothing new.
     let out = consume();
@@ -120,11 +107,11 @@ fn processor_binary() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api() {
-    let moto = support::servers::start_moto();
-    let client = kinesis(&moto.endpoint());
+    let moto = testkit::servers::start_moto();
+    let client = testkit::kinesis_client(&moto.endpoint());
     let t = fill_stream(&client, "live", 9).await;
-    let s3 = support::s3_client(&moto.endpoint());
-    support::create_bucket(&s3, "lake").await;
+    let s3 = testkit::s3_client(&moto.endpoint());
+    testkit::create_bucket(&s3, "lake").await;
     let bootstrap = processor_binary();
 
     let out = orderstream(&moto)
@@ -150,7 +137,7 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
         read_table(&bucket, "fn/", Table::Quarantine).await.len() as u64,
         t["tables"]["quarantine"]["rows"].as_u64().unwrap()
     );
-    support::aggregates_match_details(&bucket, "fn/").await;
+    testkit::aggregates_match_details(&bucket, "fn/").await;
 
     // One event file through the same bootstrap: its records are already committed.
     let records: Vec<processor::kinesis::InputRecord> = events
@@ -163,7 +150,7 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
                 sequence_number: s(r, "sequence_number"),
                 sub_sequence_number: 0,
                 partition_key: "k".into(),
-                arrival_ms: support::i(r, "arrival_time"),
+                arrival_ms: testkit::i(r, "arrival_time"),
             },
             data: b"{}".to_vec(),
             undecodable: false,

@@ -2,8 +2,6 @@
 //! (Debian's, driven by Playwright from PyPI) opens the URL the job printed, sees the figures
 //! change, and saves a screenshot that must show the charts.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -48,7 +46,7 @@ fn the_dashboard_shows_the_running_job_in_a_real_browser() {
 
     let shot = dir.path().join("dashboard.png");
     let out = Command::new("python3")
-        .arg(support::repo_root().join("tests/support/check_dashboard.py"))
+        .arg(testkit::script("check_dashboard.py"))
         .args([&url, shot.to_str().unwrap()])
         .output()
         .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {CHROMIUM_HINT}"));

@@ -5,8 +5,6 @@
 //! `event_id` within 10 minutes), every rejected record once, and aggregates equal to the detail
 //! rows.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +15,8 @@ use processor::{Processor, ProcessorConfig};
 use proptest::prelude::*;
 use sink::store::ObjectStore;
 use sink::{RecordMeta, Table};
-use support::faulty::{Fault, Faulty};
-use support::{i, read_table, s};
+use testkit::faulty::{Fault, Faulty};
+use testkit::{i, read_table, s};
 
 const T0: i64 = 1_795_435_200_000; // 2026-11-23T12:00:00Z
 
@@ -247,7 +245,7 @@ async fn deliver(records: &[InputRecord], script: &[Delivery]) -> (Arc<Faulty>, 
 }
 
 /// (event_id, sequence number) of the events; (sequence number, reason) of the quarantine.
-async fn read_back(store: &Faulty) -> (Vec<(String, String)>, Vec<(String, String)>, Vec<support::Row>) {
+async fn read_back(store: &Faulty) -> (Vec<(String, String)>, Vec<(String, String)>, Vec<testkit::Row>) {
     let mut events: Vec<_> = read_table(store, "pre/", Table::Events)
         .await
         .into_iter()
@@ -276,7 +274,7 @@ async fn check_datasets(store: &Faulty, records: &[InputRecord]) {
         assert!(events.iter().any(|(id, _)| *id == s(r, "event_id")));
         assert_eq!(i(r, "line_total_minor"), i(r, "quantity") * i(r, "unit_price_minor"));
     }
-    support::aggregates_match_details(store, "pre/").await;
+    testkit::aggregates_match_details(store, "pre/").await;
 }
 
 /// With replays, records are processed out of sequence order, so the copy of an `event_id` that
@@ -313,7 +311,7 @@ async fn check_counts_once(store: &Faulty, records: &[InputRecord]) {
     for r in &items {
         assert!(got_events.iter().any(|(id, _)| *id == s(r, "event_id")));
     }
-    support::aggregates_match_details(store, "pre/").await;
+    testkit::aggregates_match_details(store, "pre/").await;
 }
 
 fn runtime() -> tokio::runtime::Runtime {

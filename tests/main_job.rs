@@ -1,8 +1,6 @@
 //! The main job at a reduced size, and the local event source mapping's failure handling, with
 //! the same handler as the Lambda function.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +16,7 @@ use producer::kinesis::Entry;
 use producer::Faults;
 use sink::store::{LocalStore, MemoryStore, ObjectStore, StoreError};
 use sink::Table;
-use support::{read_table, s};
+use testkit::{read_table, s};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
@@ -61,9 +59,9 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     let events = read_table(&store, "", Table::Events).await;
     assert_eq!(events.len() as u64, summary.truth["tables"]["events"]["rows"].as_u64().unwrap());
     assert!(events.iter().all(|(_, r)| s(r, "shard_id").starts_with("shardId-00000000000")));
-    support::aggregates_match_details(&store, "").await;
-    let report = support::python_report(&["--dir", dir.path().to_str().unwrap()]);
-    support::assert_contract_types(&report, &Table::ALL);
+    testkit::aggregates_match_details(&store, "").await;
+    let report = testkit::python_report(&["--dir", dir.path().to_str().unwrap()]);
+    testkit::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["checks"]["sales_mismatches"], 0);
     assert_eq!(report["checks"]["funnel_mismatches"], 0);
     assert_eq!(report["tables"]["quarantine"]["rows"], summary.truth["tables"]["quarantine"]["rows"]);
@@ -89,7 +87,7 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
 }
 
 fn http_get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
-    let (head, body) = support::http(addr, "GET", path);
+    let (head, body) = testkit::http(addr, "GET", path);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     serde_json::from_str(&body).unwrap()
 }
@@ -310,7 +308,7 @@ fn batches_given_up_during_an_outage_are_replayed_exactly_once() {
             assert_eq!(read_table(&store, "", Table::Events).await.len(), rows("events"));
             assert_eq!(read_table(&store, "", Table::Quarantine).await.len(), rows("quarantine"));
             assert_eq!(read_table(&store, "", Table::OrderItems).await.len(), rows("order_items"));
-            support::aggregates_match_details(&store, "").await;
+            testkit::aggregates_match_details(&store, "").await;
         })
     };
     check();
@@ -354,7 +352,7 @@ fn a_split_and_a_merge_during_a_run_lose_and_double_nothing() {
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
     let shards: std::collections::BTreeSet<String> = tokio.block_on(async {
-        support::aggregates_match_details(&store, "").await;
+        testkit::aggregates_match_details(&store, "").await;
         read_table(&store, "", Table::Events).await.into_iter().map(|(_, r)| s(&r, "shard_id")).collect()
     });
     assert_eq!(shards.len(), 6, "parents and children all hold events: {shards:?}");

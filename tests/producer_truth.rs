@@ -1,8 +1,6 @@
 //! The producer's truth manifest equals what the processor writes for its records: faults of
 //! every kind included (invalid records of each reason code, producer retries, late events).
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use processor::kinesis::InputRecord;
@@ -11,7 +9,7 @@ use producer::{Config, Faults, Storefront, Truth};
 use serde_json::{json, Value};
 use sink::store::MemoryStore;
 use sink::{RecordMeta, Table};
-use support::{i, read_table, s};
+use testkit::{i, read_table, s};
 
 #[tokio::test]
 async fn the_truth_manifest_equals_the_datasets_the_processor_writes() {
@@ -77,7 +75,7 @@ async fn the_truth_manifest_equals_the_datasets_the_processor_writes() {
     assert_eq!(quarantine.len(), 6, "every reason code was injected");
 
     // The aggregate tables, summed per key as a reader does, equal the manifest's keys.
-    let sum_rows = |rows: Vec<(String, support::Row)>, keys: &[&str], measures: &[&str]| {
+    let sum_rows = |rows: Vec<(String, testkit::Row)>, keys: &[&str], measures: &[&str]| {
         let mut m: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
         for (_, r) in rows {
             let mut k: Vec<String> = vec![model::format_millis(i(&r, "window_start"))];

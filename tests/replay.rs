@@ -1,8 +1,6 @@
 //! Records Lambda gave up on, replayed from its on-failure queue: moto_server's Kinesis, SQS and
 //! S3 on 127.0.0.1, the real `orderstream replay` binary, and Lambda's own on-failure record.
 
-mod support;
-
 use std::process::{Command, Output};
 
 use orderstream::input;
@@ -10,7 +8,7 @@ use orderstream::replay::{read_range, OnFailureRecord};
 use processor::Processor;
 use sink::store::{ObjectStore, S3Store};
 use sink::Table;
-use support::{read_table, s};
+use testkit::{read_table, s};
 
 /// (event_id, sequence number) of the events, and the sequence numbers of the quarantine.
 async fn contents(store: &dyn ObjectStore, prefix: &str) -> (Vec<(String, String)>, Vec<String>) {
@@ -23,30 +21,8 @@ async fn contents(store: &dyn ObjectStore, prefix: &str) -> (Vec<(String, String
     let mut q: Vec<_> =
         read_table(store, prefix, Table::Quarantine).await.into_iter().map(|(_, r)| s(&r, "sequence_number")).collect();
     q.sort();
-    support::aggregates_match_details(store, prefix).await;
+    testkit::aggregates_match_details(store, prefix).await;
     (events, q)
-}
-
-fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::from_conf(
-        aws_sdk_kinesis::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
-}
-
-fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
 }
 
 /// Lambda's on-failure record for records `start..=end` of a shard (its documented shape).
@@ -71,7 +47,7 @@ fn lambda_record(shard: &str, start: &str, end: &str, size: usize) -> String {
     .to_string()
 }
 
-fn replay(moto: &support::servers::Server, queue_url: &str) -> Output {
+fn replay(moto: &testkit::servers::Server, queue_url: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_orderstream"))
         .args(["replay", "--queue-url", queue_url, "--bucket", "lake", "--prefix", "p/"])
         .env("AWS_ENDPOINT_URL", moto.endpoint())
@@ -85,11 +61,11 @@ fn replay(moto: &support::servers::Server, queue_url: &str) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_lambda_gave_up_on_is_replayed_from_the_queue_exactly_once() {
-    let moto = support::servers::start_moto();
-    let k = kinesis(&moto.endpoint());
-    let q = sqs(&moto.endpoint());
-    let s3 = support::s3_client(&moto.endpoint());
-    support::create_bucket(&s3, "lake").await;
+    let moto = testkit::servers::start_moto();
+    let k = testkit::kinesis_client(&moto.endpoint());
+    let q = testkit::sqs_client(&moto.endpoint());
+    let s3 = testkit::s3_client(&moto.endpoint());
+    testkit::create_bucket(&s3, "lake").await;
     k.create_stream().stream_name("orders").shard_count(1).send().await.unwrap();
     let queue_url = q.create_queue().queue_name("on-failure").send().await.unwrap().queue_url.unwrap();
 
@@ -152,7 +128,7 @@ async fn a_batch_lambda_gave_up_on_is_replayed_from_the_queue_exactly_once() {
     let want = contents(&store, "ref/").await;
     assert_eq!(want.0.len() + want.1.len(), 56);
     assert_eq!(contents(&store, "p/").await, want);
-    let report = support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "lake", "--prefix", "p/"]);
+    let report = testkit::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "lake", "--prefix", "p/"]);
     assert_eq!(report["events"].as_array().unwrap().len(), want.0.len());
     assert_eq!(report["quarantine"].as_array().unwrap().len(), want.1.len());
 

@@ -2,8 +2,6 @@
 //! readers, redelivery, 503 bursts longer than the SDK's retries (through a fault proxy), and a
 //! process killed between any two writes.
 
-mod support;
-
 use std::process::Command;
 
 use base64::Engine;
@@ -13,19 +11,19 @@ use processor::kinesis::InputRecord;
 use processor::Processor;
 use sink::store::{ObjectStore, S3Store};
 use sink::Table;
-use support::assert_sample_datasets;
+use testkit::assert_sample_datasets;
 
 async fn store_on(endpoint: &str, bucket: &str, create: bool) -> S3Store {
-    let client = support::s3_client(endpoint);
+    let client = testkit::s3_client(endpoint);
     if create {
-        support::create_bucket(&client, bucket).await;
+        testkit::create_bucket(&client, bucket).await;
     }
     S3Store::new(client, bucket)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
-    let moto = support::servers::start_moto();
+    let moto = testkit::servers::start_moto();
     let store = store_on(&moto.endpoint(), "roundtrip", true).await;
     let key = "p/events/dt=2026-11-23/hr=12/part-ä b+c.parquet";
     assert_eq!(store.get(key).await.unwrap(), None);
@@ -58,7 +56,7 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothing() {
-    let moto = support::servers::start_moto();
+    let moto = testkit::servers::start_moto();
     let store = store_on(&moto.endpoint(), "analytics", true).await;
     let p = Processor::new(store, "prod/");
     let records = input::sample_records("orders", "shardId-000000000000").unwrap();
@@ -73,8 +71,8 @@ async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothi
     assert_sample_datasets(p.store(), "prod/").await;
 
     let report =
-        support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "analytics", "--prefix", "prod/"]);
-    support::assert_contract_types(&report, &Table::ALL);
+        testkit::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "analytics", "--prefix", "prod/"]);
+    testkit::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["checks"]["sales_mismatches"], 0);
     assert_eq!(report["checks"]["funnel_mismatches"], 0);
     assert_eq!(report["events"].as_array().unwrap().len(), 16);
@@ -83,9 +81,9 @@ async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() {
-    let moto = support::servers::start_moto();
-    let proxy = support::start_fault_proxy(&moto);
-    support::create_bucket(&support::s3_client(&moto.endpoint()), "flaky").await;
+    let moto = testkit::servers::start_moto();
+    let proxy = testkit::start_fault_proxy(&moto);
+    testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "flaky").await;
     let records = input::sample_records("orders", "shardId-000000000003").unwrap();
     // A burst of 8 failures (the SDK tries each request 3 times) starting at request k of a
     // commit, for every k of a commit; each time the event source mapping retries from the
@@ -93,7 +91,7 @@ async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() 
     let mut failed_invocations = 0;
     for (k, prefix) in (0..34).map(|k| (k, format!("burst-{k}/"))) {
         let p = Processor::new(store_on(&proxy.endpoint(), "flaky", false).await, prefix.clone());
-        support::inject_faults(&proxy, k, 8, 503);
+        testkit::inject_faults(&proxy, k, 8, 503);
         let mut pos = 0;
         for attempt in 0.. {
             assert!(attempt < 10, "no progress after 10 invocations");
@@ -106,7 +104,7 @@ async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() 
             assert!(msg.contains("503") || msg.contains("SlowDown") || msg.contains("service error"), "{msg}");
             pos = records.iter().position(|r| r.meta.sequence_number == report.failed[0]).unwrap();
         }
-        support::inject_faults(&proxy, 0, 0, 503);
+        testkit::inject_faults(&proxy, 0, 0, 503);
         assert_sample_datasets(&store_on(&moto.endpoint(), "flaky", false).await, &prefix).await;
     }
     // Concurrent requests share a burst, so the SDK's own retries absorb some of them; most
@@ -132,20 +130,20 @@ async fn deliver_until_done(p: &Processor<S3Store>, records: &[InputRecord]) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_applied_by_s3_whose_reply_is_lost_is_read_back_on_every_write() {
-    let moto = support::servers::start_moto();
-    let proxy = support::start_fault_proxy(&moto);
-    support::create_bucket(&support::s3_client(&moto.endpoint()), "lost").await;
+    let moto = testkit::servers::start_moto();
+    let proxy = testkit::start_fault_proxy(&moto);
+    testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "lost").await;
     let records = input::sample_records("orders", "shardId-000000000004").unwrap();
     let mut read_back = 0;
-    for fault in [support::ProxyFault::AppliedThen500, support::ProxyFault::AppliedThenReset] {
+    for fault in [testkit::ProxyFault::AppliedThen500, testkit::ProxyFault::AppliedThenReset] {
         // Every write of a first commit: the probe's 2 conditional PUTs and DELETE, 9 staged
         // PUTs, the commit record, 9 COPYs, head.json, 9 DELETEs.
         for k in 0..32 {
             let prefix = format!("{fault:?}-{k}/");
             let p = Processor::new(store_on(&proxy.endpoint(), "lost", false).await, prefix.clone());
-            support::inject_lost_replies(&proxy, k, 1, fault);
+            testkit::inject_lost_replies(&proxy, k, 1, fault);
             read_back += deliver_until_done(&p, &records).await;
-            support::inject_faults(&proxy, 0, 0, 503);
+            testkit::inject_faults(&proxy, 0, 0, 503);
             assert_sample_datasets(&store_on(&moto.endpoint(), "lost", false).await, &prefix).await;
             // Redelivered whole afterwards: nothing new.
             let again = p.process(records.clone()).await;
@@ -159,10 +157,10 @@ async fn a_write_applied_by_s3_whose_reply_is_lost_is_read_back_on_every_write()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_ignores_conditional_writes_is_refused() {
-    let moto = support::servers::start_moto();
-    let proxy = support::start_fault_proxy(&moto);
-    support::create_bucket(&support::s3_client(&moto.endpoint()), "unsafe").await;
-    support::drop_conditions(&proxy, true);
+    let moto = testkit::servers::start_moto();
+    let proxy = testkit::start_fault_proxy(&moto);
+    testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "unsafe").await;
+    testkit::drop_conditions(&proxy, true);
     let p = Processor::new(store_on(&proxy.endpoint(), "unsafe", false).await, "p/");
     let report = p.process(input::sample_records("orders", "shardId-000000000000").unwrap()).await;
     let e = report.error.expect("refused");
@@ -170,7 +168,7 @@ async fn a_store_that_ignores_conditional_writes_is_refused() {
     assert_eq!(report.failed.len(), 56);
     let left = store_on(&moto.endpoint(), "unsafe", false).await.list("p/").await.unwrap();
     assert!(left.is_empty(), "nothing written: {left:?}");
-    support::drop_conditions(&proxy, false);
+    testkit::drop_conditions(&proxy, false);
 }
 
 /// The samples as the Lambda event JSON of one shard.
@@ -197,8 +195,8 @@ fn lambda_event(records: &[InputRecord]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() {
-    let moto = support::servers::start_moto();
-    support::create_bucket(&support::s3_client(&moto.endpoint()), "crashes").await;
+    let moto = testkit::servers::start_moto();
+    testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "crashes").await;
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
     std::fs::write(&event, lambda_event(&input::sample_records("ignored", "shardId-000000000002").unwrap())).unwrap();
@@ -244,7 +242,7 @@ async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() 
     assert_eq!(crashes, 32, "every write of the commit is a crash point");
     // The independent reader on one of the crashed-and-retried prefixes.
     let report =
-        support::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);
-    support::assert_contract_types(&report, &Table::ALL);
+        testkit::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);
+    testkit::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["events"].as_array().unwrap().len(), 16);
 }

@@ -1,8 +1,6 @@
 //! The contract samples through the shared handler into a local directory, read back with the
 //! `parquet` crate and with pyarrow + DuckDB.
 
-mod support;
-
 use std::process::Command;
 use std::sync::Arc;
 
@@ -10,7 +8,7 @@ use orderstream::input;
 use processor::Processor;
 use sink::store::{LocalStore, ObjectStore};
 use sink::Table;
-use support::{i, read_table, s};
+use testkit::{i, read_table, s};
 
 fn processor_for(dir: &std::path::Path) -> Processor<Arc<dyn ObjectStore>> {
     Processor::new(Arc::new(LocalStore::new(dir).unwrap()) as Arc<dyn ObjectStore>, "")
@@ -94,11 +92,11 @@ async fn samples_land_in_the_five_tables_as_the_contract_says() {
         assert_eq!(data.value(row), input::invalid_sample_bytes(line).unwrap().1.as_slice());
     }
 
-    support::aggregates_match_details(store, "").await;
+    testkit::aggregates_match_details(store, "").await;
 
     // The independent reader: physical types, partitions, aggregates.
-    let report = support::python_report(&["--dir", dir.path().to_str().unwrap()]);
-    support::assert_contract_types(&report, &Table::ALL);
+    let report = testkit::python_report(&["--dir", dir.path().to_str().unwrap()]);
+    testkit::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["checks"]["sales_mismatches"], 0);
     assert_eq!(report["checks"]["funnel_mismatches"], 0);
     assert_eq!(report["line_totals"], serde_json::json!({"USD": 9997, "EUR": 16998, "JPY": 120000000}));

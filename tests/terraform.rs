@@ -2,8 +2,6 @@
 //! offline checks (fmt, init from the mirrored provider, validate, checkov), the Lambda zip, and
 //! an apply and destroy against moto_server.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -45,7 +43,7 @@ fn expected_tables() -> Value {
 /// schemas of `sink::Table`. `UPDATE_TERRAFORM_TABLES=1` rewrites the file from the schemas.
 #[test]
 fn the_glue_columns_equal_the_parquet_schemas_the_sink_writes() {
-    let path = support::repo_root().join(TABLES_JSON);
+    let path = testkit::repo_root().join(TABLES_JSON);
     let expected = expected_tables();
     if std::env::var_os("UPDATE_TERRAFORM_TABLES").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&expected).unwrap() + "\n").unwrap();
@@ -99,7 +97,7 @@ impl Workspace {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let copy =
-            Command::new("cp").arg("-r").arg(support::repo_root().join("terraform")).arg(dir.path()).status().unwrap();
+            Command::new("cp").arg("-r").arg(testkit::repo_root().join("terraform")).arg(dir.path()).status().unwrap();
         assert!(copy.success());
         let cli_config = dir.path().join("cli.tfrc");
         std::fs::write(
@@ -146,7 +144,7 @@ impl Workspace {
 fn terraform_is_formatted_valid_offline_and_passes_checkov() {
     let fmt = Command::new("terraform")
         .args(["fmt", "-check", "-recursive", "-diff", "-no-color"])
-        .arg(support::repo_root().join("terraform"))
+        .arg(testkit::repo_root().join("terraform"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run terraform ({e}): {TOOLS_HINT}"));
     assert!(fmt.status.success(), "terraform fmt -check:\n{}", String::from_utf8_lossy(&fmt.stdout));
@@ -179,7 +177,7 @@ fn terraform_is_formatted_valid_offline_and_passes_checkov() {
 fn lambda_zip() -> (PathBuf, &'static str) {
     ["arm64", "x86_64"]
         .into_iter()
-        .map(|arch| (support::repo_root().join(format!("target/lambda/processor-{arch}.zip")), arch))
+        .map(|arch| (testkit::repo_root().join(format!("target/lambda/processor-{arch}.zip")), arch))
         .find(|(zip, _)| zip.is_file())
         .unwrap_or_else(|| {
             panic!("target/lambda/processor-arm64.zip is missing: build it with bash scripts/build-lambda-zip")
@@ -189,7 +187,7 @@ fn lambda_zip() -> (PathBuf, &'static str) {
 #[test]
 fn the_lambda_zip_is_an_executable_bootstrap_for_amazon_linux_2023() {
     let out = Command::new("python3")
-        .arg(support::repo_root().join("scripts/check_lambda_zip.py"))
+        .arg(testkit::repo_root().join("scripts/check_lambda_zip.py"))
         .arg(lambda_zip().0)
         .arg(lambda_zip().1)
         .output()
@@ -204,7 +202,7 @@ const MOTO_OFF: [&str; 1] = ["create_named_queries=false"];
 
 #[test]
 fn the_stack_applies_and_destroys_on_moto_server() {
-    let moto = support::servers::start_moto();
+    let moto = testkit::servers::start_moto();
     let ws = Workspace::new();
     let (zip, arch) = lambda_zip();
     let mut vars = vec![
@@ -258,7 +256,7 @@ fn the_stack_applies_and_destroys_on_moto_server() {
 }
 
 /// The ingest API's mapping template (API Gateway VTL), rendered as API Gateway renders it
-/// (tests/support/render_vtl.py; moto_server stores it but does not run it): a browser's
+/// (testkit/scripts/render_vtl.py; moto_server stores it but does not run it): a browser's
 /// {"events": [...]} becomes one valid PutRecords request, each event its own record, keyed by
 /// its session whatever characters the session id holds.
 #[test]
@@ -271,8 +269,8 @@ fn the_ingest_mapping_turns_a_browser_post_into_one_put_records_request() {
         {"event_id": "e-5", "session_id": 42, "nested": {"a": [1, 2]}},
     ]);
     let mut child = Command::new("python3")
-        .arg(support::repo_root().join("tests/support/render_vtl.py"))
-        .arg(support::repo_root().join("terraform/modules/orderstream/put_records.vtl"))
+        .arg(testkit::script("render_vtl.py"))
+        .arg(testkit::repo_root().join("terraform/modules/orderstream/put_records.vtl"))
         .args(["orderstream-events", "req-7"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -5,16 +5,20 @@
 //!     cargo bench -p processor --bench handler
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use processor::kinesis::{InputRecord, KinesisEvent};
 use processor::Processor;
 use sink::store::MemoryStore;
 
-#[path = "../tests/support/records.rs"]
-mod records;
+/// The records of [`testkit::records::kinesis_event`], as the processor's input.
+fn input_records(count: usize) -> Vec<InputRecord> {
+    let event: KinesisEvent = serde_json::from_str(&testkit::records::kinesis_event(count)).expect("a Kinesis event");
+    event.records.into_iter().map(|r| r.into_input()).collect()
+}
 
 const RECORDS: usize = 6000;
 
 fn bench(c: &mut Criterion) {
-    let input = records::input_records(RECORDS);
+    let input = input_records(RECORDS);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
     let mut group = c.benchmark_group("invocation");

@@ -4,12 +4,8 @@
 
 use processor::runtime_api::{FunctionSpec, InvokeError, LocalLambda};
 
-#[path = "support/records.rs"]
-mod records;
-#[path = "../../tests/support/servers.rs"]
-mod servers;
-
-use records::kinesis_event;
+use testkit::records::{self, kinesis_event};
+use testkit::servers;
 
 fn spec(moto_port: u16, logs: &std::path::Path) -> FunctionSpec {
     let mut spec = FunctionSpec::new(env!("CARGO_BIN_EXE_processor"));

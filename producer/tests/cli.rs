@@ -1,12 +1,10 @@
 //! The `producer` binary as users run it: NDJSON that repeats byte for byte, a Kinesis stream on
 //! moto_server, and one-line errors for mistakes.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
-use support::{kinesis_client, read_stream, servers};
+use testkit::{kinesis_client, read_stream, servers};
 
 fn producer(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_producer"));

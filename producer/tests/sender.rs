@@ -2,9 +2,7 @@
 //! wrapper of the Kinesis API, since no emulator throttles): every record is stored exactly once,
 //! a record that fails every attempt is handed back, and fatal errors stop the run.
 
-mod support;
-
-use support::{kinesis_client, read_stream, servers};
+use testkit::{kinesis_client, read_stream, servers};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
-//! Shared helpers of the cross-crate tests: reading datasets back with the `parquet` crate,
-//! moto_server and the fault proxy on 127.0.0.1, and the independent Python reader.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Test support shared by the workspace's tests (a crate of its own, `publish = false`, used as a
+//! dev-dependency): reading datasets back with the `parquet` crate, moto_server and the fault
+//! proxy on 127.0.0.1 ([`servers`]), a store that fails on command ([`faulty`]), storefront
+//! records and Lambda events ([`records`]), the independent Python reader, and the rows of the
+//! reliability report ([`reliability`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -12,20 +14,29 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use sink::store::ObjectStore;
 use sink::Table;
 
 pub mod faulty;
+pub mod records;
+pub mod reliability;
 pub mod servers;
 
 use servers::{Server, INSTALL_HINT};
 
 pub type Row = BTreeMap<String, Value>;
 
+/// The workspace's root folder.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A script of this crate (testkit/scripts/).
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
 }
 
 /// Every row of a Parquet file, as JSON values (timestamps as epoch milliseconds, binary as
@@ -156,9 +167,9 @@ pub async fn aggregates_match_details(store: &dyn ObjectStore, prefix: &str) {
     assert_eq!(from_funnel, from_events, "funnel_minute must equal the counts of events");
 }
 
-/// tests/support/fault_proxy.py in front of a server.
+/// testkit/scripts/fault_proxy.py in front of a server.
 pub fn start_fault_proxy(upstream: &Server) -> Server {
-    servers::start_fault_proxy(&repo_root().join("tests/support/fault_proxy.py"), upstream)
+    servers::start_fault_proxy(&script("fault_proxy.py"), upstream)
 }
 
 /// Makes the proxy forward `after` more requests, then answer the `n` after them with
@@ -167,7 +178,7 @@ pub fn inject_faults(proxy: &Server, after: usize, n: usize, status: u16) -> Val
     proxy_control(proxy, &format!("after={after}&fail={n}&status={status}"))
 }
 
-/// How the fault proxy fails a request (tests/support/fault_proxy.py).
+/// How the fault proxy fails a request (testkit/scripts/fault_proxy.py).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyFault {
     /// Forwarded, applied by S3, then answered with a 500: the reply is lost.
@@ -208,6 +219,61 @@ pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, St
     (head.to_string(), body.to_string())
 }
 
+/// A Kinesis client for an emulator endpoint, with dummy credentials.
+pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "tests"))
+            .build(),
+    )
+}
+
+/// Every record of every shard, from the start: (partition key, data) per shard.
+pub async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str) -> BTreeMap<String, Vec<(String, Bytes)>> {
+    let mut out = BTreeMap::new();
+    let shards = client.list_shards().stream_name(stream).send().await.unwrap();
+    for shard in shards.shards() {
+        let mut it = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        let mut records = Vec::new();
+        loop {
+            let page = client.get_records().shard_iterator(&it).limit(10_000).send().await.unwrap();
+            if page.records().is_empty() {
+                break;
+            }
+            records.extend(page.records().iter().map(|r| {
+                (r.partition_key().unwrap_or_default().to_string(), Bytes::copy_from_slice(r.data().as_ref()))
+            }));
+            it = page.next_shard_iterator().unwrap().to_string();
+        }
+        out.insert(shard.shard_id().to_string(), records);
+    }
+    out
+}
+
+/// An SQS client for an emulator endpoint, with dummy credentials.
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+            .build(),
+    )
+}
+
 /// An S3 client for an emulator endpoint, with dummy credentials and short retry backoff.
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
@@ -225,10 +291,10 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
     client.create_bucket().bucket(bucket).send().await.expect("create bucket");
 }
 
-/// Runs tests/support/check_datasets.py (pyarrow + DuckDB) and returns its JSON report.
+/// Runs testkit/scripts/check_datasets.py (pyarrow + DuckDB) and returns its JSON report.
 pub fn python_report(args: &[&str]) -> Value {
     let out = Command::new("python3")
-        .arg(repo_root().join("tests/support/check_datasets.py"))
+        .arg(script("check_datasets.py"))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {INSTALL_HINT}"));

@@ -1,6 +1,4 @@
-//! Servers that tests start on 127.0.0.1: moto_server and the fault proxy. Plain std, so that
-//! the processor's tests include this file too.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Servers that tests start on 127.0.0.1: moto_server and the fault proxy.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -99,7 +97,7 @@ pub fn start_moto() -> Server {
     })
 }
 
-/// The fault proxy (tests/support/fault_proxy.py, at `script`) in front of a server.
+/// The fault proxy (testkit/scripts/fault_proxy.py, at `script`) in front of a server.
 pub fn start_fault_proxy(script: &Path, upstream: &Server) -> Server {
     start_server("the fault proxy", |port| {
         Command::new("python3")

@@ -1,6 +1,5 @@
 //! Storefront records of about 350 bytes and Lambda Kinesis events of them, shared by the
-//! Lambda runtime test and the handler benchmark.
-#![allow(dead_code)] // each user takes what it needs
+//! Lambda runtime tests and the handler benchmark.
 
 use base64::Engine;
 
@@ -67,10 +66,4 @@ pub fn kinesis_event_of(shard: &str, count: usize) -> String {
         })
         .collect();
     serde_json::json!({ "Records": records }).to_string()
-}
-
-/// The same records as the processor's input, without the Lambda envelope.
-pub fn input_records(count: usize) -> Vec<processor::kinesis::InputRecord> {
-    let event: processor::kinesis::KinesisEvent = serde_json::from_str(&kinesis_event(count)).expect("a Kinesis event");
-    event.records.into_iter().map(|r| r.into_input()).collect()
 }
