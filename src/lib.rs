@@ -19,6 +19,17 @@ use sink::store::{LocalStore, ObjectStore, S3Store};
 
 pub use model::now_ms;
 
+/// This process's peak resident memory (VmHWM) in KiB, where the system tells (Linux).
+pub fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// `peak memory 52 MiB`, or nothing where the system does not tell.
+pub fn peak_memory_note() -> String {
+    peak_memory_kib().map(|k| format!("peak memory {} MiB", k.div_ceil(1024))).unwrap_or_default()
+}
+
 /// An error (an AWS SDK error chain spans lines) as one line.
 pub fn one_line(e: impl std::fmt::Display) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")

@@ -456,7 +456,7 @@ async fn replay_batches(a: ReplayArgs) -> anyhow::Result<bool> {
     let summary = replay::replay(&source, kinesis.as_ref(), &processor).await?;
     let r = &summary.report;
     println!(
-        "{} batches from {}: {} replayed, {} failed; {} records: {} events, {} quarantined, {} duplicates dropped, {} already committed; into {target}",
+        "{} batches from {}: {} replayed, {} failed; {} records: {} events, {} quarantined, {} duplicates dropped, {} already committed; into {target}; {}",
         summary.batches,
         source.describe(),
         summary.batches - summary.failed_batches,
@@ -465,7 +465,8 @@ async fn replay_batches(a: ReplayArgs) -> anyhow::Result<bool> {
         r.events,
         r.quarantined,
         r.duplicates,
-        r.already_committed
+        r.already_committed,
+        orderstream::peak_memory_note()
     );
     Ok(summary.failed_batches == 0)
 }

@@ -265,7 +265,7 @@ impl Summary {
              \x20    quarantined by reason: {qr}\n\
              orders: {orders}; revenue (minor units): {revenue}\n\
              funnel: product views per page view {f1}, add to cart per product view {f2}, checkout per add to cart {f3}, order per checkout {f4}\n\
-             throughput: {out_rate:.0} records/s processed, {inv} invocations ({failed} failed)\n\
+             throughput: {out_rate:.0} records/s processed, {inv} invocations ({failed} failed); {peak}\n\
              latency from arrival in the stream to committed files: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, max {max} ms\n\
              reconciled with the producer's truth manifest ({dir}/_truth-{stream}.json): {ok}{replay}\n\
              \n\
@@ -300,6 +300,7 @@ impl Summary {
             p99 = percentile(&lat, 0.99),
             max = lat.last().copied().unwrap_or(0),
             ok = if self.reconciled() { "yes" } else { "NO" },
+            peak = crate::peak_memory_note(),
             replay = if self.esm.discarded > 0 {
                 format!("\n{} records were given up on: replay them with `cargo run --release -- replay --on-failure-dir {dir}/_on_failure`", self.esm.discarded)
             } else {

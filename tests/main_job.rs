@@ -305,13 +305,29 @@ fn batches_given_up_during_an_outage_are_replayed_exactly_once() {
     let store = LocalStore::new(dir.path()).unwrap();
     let check = || {
         tokio.block_on(async {
-            assert_eq!(read_table(&store, "", Table::Events).await.len(), rows("events"));
-            assert_eq!(read_table(&store, "", Table::Quarantine).await.len(), rows("quarantine"));
+            let out = (
+                read_table(&store, "", Table::Events).await.len(),
+                read_table(&store, "", Table::Quarantine).await.len(),
+            );
+            assert_eq!(out, (rows("events"), rows("quarantine")));
             assert_eq!(read_table(&store, "", Table::OrderItems).await.len(), rows("order_items"));
             testkit::aggregates_match_details(&store, "").await;
+            out
         })
     };
-    check();
+    let (events, quarantined) = check();
+    testkit::reliability::record(&testkit::reliability::Row {
+        order: 10,
+        scenario: "batches given up during an outage, replayed from the main job's folder".into(),
+        injected: format!("the data directory refused writes for 1.5 s; the mapping gave up after 1 retry ({given_up} batches); `orderstream replay --on-failure-dir`, twice"),
+        records_in: truth["records"].as_u64().unwrap(),
+        events_out: events as u64,
+        quarantined_out: quarantined as u64,
+        lost: 0,
+        duplicated: 0,
+        peak_kib: testkit::reliability::printed_peak_kib(&first),
+        process: "orderstream replay".into(),
+    });
     // Nothing is left to replay; a replayed record put back changes nothing.
     assert!(replay().starts_with("0 batches"));
     let done = on_failure.join("replayed");
@@ -356,4 +372,29 @@ fn a_split_and_a_merge_during_a_run_lose_and_double_nothing() {
         read_table(&store, "", Table::Events).await.into_iter().map(|(_, r)| s(&r, "shard_id")).collect()
     });
     assert_eq!(shards.len(), 6, "parents and children all hold events: {shards:?}");
+    let truth = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("_truth-"))
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
+        .unwrap();
+    let rows = |t: &str| truth["tables"][t]["rows"].as_u64().unwrap();
+    let (events, quarantined) = tokio.block_on(async {
+        (
+            read_table(&store, "", Table::Events).await.len() as u64,
+            read_table(&store, "", Table::Quarantine).await.len() as u64,
+        )
+    });
+    testkit::reliability::record(&testkit::reliability::Row {
+        order: 12,
+        scenario: "a shard split and a merge during a run".into(),
+        injected: "3 shards; 1 s in, shard 0 split in two; 2 s in, shards 1 and 2 merged; children read once their parents are drained".into(),
+        records_in: truth["records"].as_u64().unwrap(),
+        events_out: events,
+        quarantined_out: quarantined,
+        lost: rows("events").saturating_sub(events) + rows("quarantine").saturating_sub(quarantined),
+        duplicated: events.saturating_sub(rows("events")) + quarantined.saturating_sub(rows("quarantine")),
+        peak_kib: testkit::reliability::printed_peak_kib(&stdout),
+        process: "orderstream (the main job)".into(),
+    });
 }

@@ -121,13 +121,29 @@ async fn a_batch_lambda_gave_up_on_is_replayed_from_the_queue_exactly_once() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("1 batches from") && stdout.contains("1 replayed, 0 failed; 20 records"), "{stdout}");
+    let replay_peak = testkit::reliability::printed_peak_kib(&stdout);
     // The same as all 56 records in one batch, from scratch. (Some samples are valid or not
     // depending on their arrival, which is now, in moto's stream.)
     let store = S3Store::new(s3.clone(), "lake");
     assert_eq!(Processor::new(S3Store::new(s3.clone(), "lake"), "ref/").process(records.clone()).await.error, None);
     let want = contents(&store, "ref/").await;
     assert_eq!(want.0.len() + want.1.len(), 56);
-    assert_eq!(contents(&store, "p/").await, want);
+    let got = contents(&store, "p/").await;
+    assert_eq!(got, want);
+    let (lost_e, dup_e) = testkit::reliability::compare(&want.0, &got.0);
+    let (lost_q, dup_q) = testkit::reliability::compare(&want.1, &got.1);
+    testkit::reliability::record(&testkit::reliability::Row {
+        order: 9,
+        scenario: "batch given up by Lambda, replayed from its on-failure queue".into(),
+        injected: "records 20-39 of 56 skipped (their on-failure message in SQS), 0-19 and 40-55 committed; `orderstream replay --queue-url`, twice".into(),
+        records_in: 56,
+        events_out: got.0.len() as u64,
+        quarantined_out: got.1.len() as u64,
+        lost: lost_e + lost_q,
+        duplicated: dup_e + dup_q,
+        peak_kib: replay_peak,
+        process: "orderstream replay".into(),
+    });
     let report = testkit::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "lake", "--prefix", "p/"]);
     assert_eq!(report["events"].as_array().unwrap().len(), want.0.len());
     assert_eq!(report["quarantine"].as_array().unwrap().len(), want.1.len());

@@ -297,6 +297,8 @@ impl<S: ObjectStore> Processor<S> {
     ) -> Result<ShardState, Failure> {
         let mut lookups = CommitCache::default();
         let (mut above, mut gaps, mut near) = (Vec::new(), Vec::new(), None);
+        let mut committed_by = std::collections::BTreeSet::new();
+        let mut inside: Option<(usize, u64)> = None;
         for (i, r) in records.iter().enumerate() {
             if done[i] {
                 continue;
@@ -307,24 +309,33 @@ impl<S: ObjectStore> Processor<S> {
                     above.push(i);
                     continue;
                 }
-                Position::Committed(_) => Ok(Located::Committed(0)),
-                Position::Interleaved(commit) => Err(LedgerError::Interleaved { sequence_number: seq.clone(), commit }),
+                Position::Committed(c) => Ok(Located::Committed(c)),
                 Position::LookUp => io::locate(&self.store, keys, &state, seq, &mut lookups).await,
             };
             match located {
-                Ok(Located::Committed(_)) => {
+                Ok(Located::Committed(c)) => {
+                    committed_by.insert(c);
                     done[i] = true;
                     report.already_committed += 1;
                 }
-                Ok(Located::Gap { near: n }) => {
+                Ok(Located::Gap { near: n, inside: around }) => {
                     near.get_or_insert(n);
+                    if let Some(c) = around {
+                        inside.get_or_insert((i, c));
+                    }
                     gaps.push(i);
                 }
-                Err(e) => {
-                    report.interleaved |= matches!(e, LedgerError::Interleaved { .. });
-                    return Err(Failure::keep(state, e));
-                }
+                Err(e) => return Err(Failure::keep(state, e)),
             }
+        }
+        // A record inside a commit's range that is not one of its records, in a batch holding
+        // none of that commit's records: the batch and the commit are two invocations' shares of
+        // the same stretch of the shard (a parallelization factor above 1). In a batch that does
+        // hold the commit's records (the shard in order again), it is simply not committed yet.
+        if let Some((i, commit)) = inside.filter(|(_, c)| !committed_by.contains(c)) {
+            report.interleaved = true;
+            let e = LedgerError::Interleaved { sequence_number: records[i].meta.sequence_number.clone(), commit };
+            return Err(Failure::keep(state, e));
         }
         let mut state = state;
         if !gaps.is_empty() {

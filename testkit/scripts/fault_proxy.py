@@ -11,7 +11,9 @@ then fail the N after them:
   as a throttled or failing S3 would;
 - mode `apply`: forward the request, so that S3 applies it, then answer 500 instead of S3's
   answer: the write happened, its reply is lost;
-- mode `reset`: forward the request, then reset the connection without answering.
+- mode `reset`: forward the request, then reset the connection without answering;
+- mode `hang`: forward the request, then never answer (the client is killed meanwhile: a
+  Lambda function stopped by its timeout in the middle of a write).
 
 With `writes=1` only writes count and fail (PUT, POST, DELETE: uploads, copies, conditional
 creates, deletes); reads pass. `POST /__fault__?...&drop_conditions=1` also strips
@@ -23,6 +25,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -128,6 +131,9 @@ class Proxy(BaseHTTPRequestHandler):
         if fault is None:
             return self.reply(status, data, headers)
         if fault[0] == "reset":
+            return self.reset()
+        if fault[0] == "hang":
+            time.sleep(60)
             return self.reset()
         # Applied upstream; the reply is lost.
         self.reply(500, LOST_BODY, [("Content-Type", "application/xml")])

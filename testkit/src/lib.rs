@@ -185,6 +185,8 @@ pub enum ProxyFault {
     AppliedThen500,
     /// Forwarded, applied by S3, then the connection is reset.
     AppliedThenReset,
+    /// Forwarded, applied by S3, then never answered.
+    AppliedThenHang,
 }
 
 /// Makes the proxy pass `after` more writes, then apply the next `n` writes and lose their
@@ -193,6 +195,7 @@ pub fn inject_lost_replies(proxy: &Server, after: usize, n: usize, fault: ProxyF
     let mode = match fault {
         ProxyFault::AppliedThen500 => "apply",
         ProxyFault::AppliedThenReset => "reset",
+        ProxyFault::AppliedThenHang => "hang",
     };
     proxy_control(proxy, &format!("after={after}&fail={n}&mode={mode}&writes=1"))
 }
@@ -200,6 +203,13 @@ pub fn inject_lost_replies(proxy: &Server, after: usize, n: usize, fault: ProxyF
 /// Makes the proxy strip `If-None-Match` from every request (or stop doing so).
 pub fn drop_conditions(proxy: &Server, yes: bool) -> Value {
     proxy_control(proxy, &format!("fail=0&drop_conditions={}", u8::from(yes)))
+}
+
+/// The proxy's counters: faults still to inject (`fail`) and injected in all (`failed`).
+pub fn proxy_counters(proxy: &Server) -> Value {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.port));
+    let (_, body) = http(addr, "GET", "/__fault__");
+    serde_json::from_str(&body).expect("proxy counters")
 }
 
 fn proxy_control(proxy: &Server, query: &str) -> Value {

@@ -48,11 +48,28 @@ pub fn kinesis_event(count: usize) -> String {
 
 /// [`kinesis_event`] of another shard.
 pub fn kinesis_event_of(shard: &str, count: usize) -> String {
+    event(&kinesis_records(shard, 0..count))
+}
+
+/// The sequence number of record `n` (56 digits, as Kinesis's).
+pub fn sequence_number(n: usize) -> String {
+    format!("4954511524349098501828006771497314458218006259324{n:07}")
+}
+
+/// Whether record `n` is valid (every 50th is not: invalid JSON).
+pub fn is_valid(n: usize) -> bool {
+    n % 50 != 49
+}
+
+/// Records `range` of a shard of the stream `storefront`, as a Lambda event lists them; record
+/// `n` is [`record_data`]`(n)` (or invalid JSON), arriving at 2026-11-23T13:05:00.500Z plus `n`
+/// milliseconds.
+pub fn kinesis_records(shard: &str, range: std::ops::Range<usize>) -> Vec<serde_json::Value> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let records: Vec<_> = (0..count)
+    range
         .map(|n| {
-            let data = if n % 50 == 49 { format!("{{\"broken\": {n}") } else { record_data(n) };
-            let seq = format!("4954511524349098501828006771497314458218006259324{n:07}");
+            let data = if is_valid(n) { record_data(n) } else { format!("{{\"broken\": {n}") };
+            let seq = sequence_number(n);
             serde_json::json!({
                 "eventID": format!("{shard}:{seq}"),
                 "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/storefront",
@@ -64,6 +81,10 @@ pub fn kinesis_event_of(shard: &str, count: usize) -> String {
                 }
             })
         })
-        .collect();
+        .collect()
+}
+
+/// A Lambda Kinesis event of `records`.
+pub fn event(records: &[serde_json::Value]) -> String {
     serde_json::json!({ "Records": records }).to_string()
 }

@@ -61,6 +61,12 @@ pub fn peak_kib(pid: u32) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
+/// The peak memory an `orderstream` command printed (`peak memory 52 MiB`), in KiB.
+pub fn printed_peak_kib(output: &str) -> Option<u64> {
+    let (_, rest) = output.split_once("peak memory ")?;
+    rest.split_whitespace().next()?.parse::<u64>().ok().map(|mib| mib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +76,7 @@ mod tests {
         assert_eq!(compare(&["a", "b", "b", "c"], &["a", "b", "c", "c", "d"]), (1, 2));
         assert_eq!(compare::<&str>(&[], &[]), (0, 0));
         assert!(peak_kib(std::process::id()).unwrap() > 0);
+        assert_eq!(printed_peak_kib("x; peak memory 52 MiB\n"), Some(52 * 1024));
+        assert_eq!(printed_peak_kib("nothing"), None);
     }
 }

@@ -425,9 +425,12 @@ pub async fn checkpoint<S: ObjectStore>(
 pub enum Located {
     Committed(u64),
     /// No commit covers it: Lambda gave up on it (or it was never delivered). `near` is the
-    /// commit whose stretch of the shard it falls in.
+    /// commit whose stretch of the shard it falls in; `inside` a commit whose sequence range
+    /// holds it although it is not one of its records: a batch of another invocation of the same
+    /// shard (a parallelization factor above 1) committed around it.
     Gap {
         near: u64,
+        inside: Option<u64>,
     },
 }
 
@@ -442,26 +445,26 @@ pub async fn locate<S: ObjectStore>(
     cache: &mut CommitCache,
 ) -> Result<Located, LedgerError> {
     let fingerprint = super::record::sequence_fingerprint(seq);
-    let check = |c: &CommitRecord| -> Result<Located, LedgerError> {
+    let holds = |c: &CommitRecord| -> Result<bool, LedgerError> {
         let fingerprints =
             c.fingerprints().map_err(|what| LedgerError::Damaged { key: keys.commit(c.commit), what })?;
-        if fingerprints.binary_search(&fingerprint).is_ok() {
-            Ok(Located::Committed(c.commit))
-        } else {
-            Err(LedgerError::Interleaved { sequence_number: seq.to_string(), commit: c.commit })
-        }
+        Ok(fingerprints.binary_search(&fingerprint).is_ok())
     };
-    if let Some(c) = cache.0.values().find(|c| c.covers_range(seq)) {
-        return check(c);
+    let mut inside = None;
+    for c in cache.0.values().filter(|c| c.covers_range(seq)) {
+        if holds(c)? {
+            return Ok(Located::Committed(c.commit));
+        }
+        inside = Some(c.commit);
     }
     for r in &state.replays {
-        if r.ranges.iter().any(|range| range.contains(seq)) {
-            return check(cache.get(store, keys, r.commit).await?);
+        if r.ranges.iter().any(|range| range.contains(seq)) && holds(cache.get(store, keys, r.commit).await?)? {
+            return Ok(Located::Committed(r.commit));
         }
     }
     let (mut lo, mut hi) = (state.floor.max(1), state.latest);
     if hi < lo {
-        return Ok(Located::Gap { near: state.latest });
+        return Ok(Located::Gap { near: state.latest, inside });
     }
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -473,13 +476,16 @@ pub async fn locate<S: ObjectStore>(
     }
     let c = cache.get(store, keys, lo).await?;
     if c.covers_range(seq) {
-        return check(c);
+        if holds(c)? {
+            return Ok(Located::Committed(lo));
+        }
+        inside = Some(lo);
     }
     let below_all = c.ranges.first().is_some_and(|r| cmp_sequence(seq, &r.0).is_lt());
     if lo == state.floor && state.floor > 1 && below_all {
         return Err(LedgerError::Expired { sequence_number: seq.to_string(), floor: state.floor });
     }
-    Ok(Located::Gap { near: lo })
+    Ok(Located::Gap { near: lo, inside })
 }
 
 /// Every kept copy of the ids that can match records arriving between `from_ms` and `to_ms`:

@@ -25,12 +25,10 @@ pub struct RecentCommit {
 pub enum Position {
     /// Above the high-water mark: not committed yet.
     Above,
-    /// Covered by this commit, and one of its records: already committed.
+    /// One of this commit's records: already committed.
     Committed(u64),
-    /// Inside this commit's ranges but not one of its records: another invocation's batch
-    /// interleaves with it (a parallelization factor above 1).
-    Interleaved(u64),
-    /// At or below the high-water mark and outside the recent commits: the ledger decides.
+    /// At or below the high-water mark and not among the recent commits' records: the ledger
+    /// decides.
     LookUp,
 }
 
@@ -125,16 +123,11 @@ impl ShardState {
             Some(_) => {}
         }
         let fingerprint = super::record::sequence_fingerprint(seq);
-        for c in self.recent.iter().rev() {
-            if c.ranges.iter().any(|r| r.contains(seq)) {
-                return if c.fingerprints.binary_search(&fingerprint).is_ok() {
-                    Position::Committed(c.commit)
-                } else {
-                    Position::Interleaved(c.commit)
-                };
-            }
-        }
-        Position::LookUp
+        self.recent
+            .iter()
+            .rev()
+            .find(|c| c.ranges.iter().any(|r| r.contains(seq)) && c.fingerprints.binary_search(&fingerprint).is_ok())
+            .map_or(Position::LookUp, |c| Position::Committed(c.commit))
     }
 
     /// Heap bytes held (for the cache's budget).
