@@ -242,7 +242,47 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     let mut alarms: Vec<&str> =
         outputs["alarm_names"]["value"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     alarms.sort_unstable();
-    assert_eq!(alarms, ["orderstream-iterator-age", "orderstream-on-failure-messages", "orderstream-processor-errors"]);
+    assert_eq!(
+        alarms,
+        [
+            "orderstream-failed-records",
+            "orderstream-iterator-age",
+            "orderstream-missing-files",
+            "orderstream-on-failure-messages",
+            "orderstream-processor-errors"
+        ]
+    );
+    let topic = outputs["alarm_topic_arn"]["value"].as_str().unwrap().to_string();
+    assert!(topic.starts_with("arn:aws:sns:") && topic.ends_with(":orderstream-alarms"), "{topic}");
+    // As applied: every alarm notifies the topic and says what to do; the mapping never gives up
+    // by default; the function knows the stream's retention.
+    let state: Value = serde_json::from_str(&ws.ok(&["show", "-json", "-no-color"])).unwrap();
+    let resources: Vec<&Value> = state["values"]["root_module"]["child_modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["resources"].as_array().unwrap())
+        .collect();
+    let queue_url = outputs["on_failure_queue_url"]["value"].as_str().unwrap();
+    for alarm in resources.iter().filter(|r| r["type"] == "aws_cloudwatch_metric_alarm") {
+        let v = &alarm["values"];
+        assert_eq!(v["alarm_actions"], serde_json::json!([topic]), "{}", v["alarm_name"]);
+        let description = v["alarm_description"].as_str().unwrap();
+        match v["alarm_name"].as_str().unwrap() {
+            "orderstream-on-failure-messages" => {
+                assert!(description.contains(&format!("orderstream replay --queue-url {queue_url} --bucket ")), "{description}")
+            }
+            "orderstream-failed-records" => assert!(description.contains("orderstream repair --stream"), "{description}"),
+            _ => {}
+        }
+    }
+    let mapping = &resources.iter().find(|r| r["type"] == "aws_lambda_event_source_mapping").unwrap()["values"];
+    assert_eq!(
+        (&mapping["maximum_retry_attempts"], &mapping["maximum_record_age_in_seconds"], &mapping["bisect_batch_on_function_error"]),
+        (&serde_json::json!(-1), &serde_json::json!(-1), &serde_json::json!(false))
+    );
+    let function = &resources.iter().find(|r| r["type"] == "aws_lambda_function").unwrap()["values"];
+    assert_eq!(function["environment"][0]["variables"]["STREAM_RETENTION_HOURS"], "24");
     // The Glue tables as created (read back by the provider) have the sink's columns.
     let created = &outputs["glue_tables"]["value"];
     let expected = expected_tables();

@@ -26,6 +26,7 @@ provider "aws" {
       kms            = endpoints.value
       lambda         = endpoints.value
       s3             = endpoints.value
+      sns            = endpoints.value
       sqs            = endpoints.value
       sts            = endpoints.value
     }

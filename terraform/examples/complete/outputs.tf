@@ -33,3 +33,8 @@ output "ingest_url" {
 output "alarm_names" {
   value = module.orderstream.alarm_names
 }
+
+output "alarm_topic_arn" {
+  description = "The SNS topic the alarms notify."
+  value       = module.orderstream.alarm_topic_arn
+}

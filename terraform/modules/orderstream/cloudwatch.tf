@@ -73,23 +73,44 @@ resource "aws_cloudwatch_dashboard" "this" {
 
 locals {
   function_dimensions = { FunctionName = aws_lambda_function.processor.function_name }
+  emf_dimensions      = { Stream = local.stream_name }
+  destination         = local.prefix == "" ? "--bucket ${aws_s3_bucket.datasets.id}" : "--bucket ${aws_s3_bucket.datasets.id} --prefix ${local.prefix}"
   alarms = {
     "iterator-age" = {
-      description = "The processor is more than ${var.iterator_age_alarm_ms} ms behind the stream: records risk expiring."
+      description = "The processor is more than ${var.iterator_age_alarm_ms} ms behind the stream. Records expire after ${var.retention_hours} hours; by default the mapping retries a failing batch until it succeeds, so nothing is skipped meanwhile. Find why batches fail in the failed-records alarm and the function's error logs."
       namespace   = "AWS/Lambda", metric = "IteratorAge", dimensions = local.function_dimensions
       statistic   = "Maximum", period = 60, evaluation_periods = 5, threshold = var.iterator_age_alarm_ms
     }
+    "failed-records" = {
+      description = "The processor has reported failed records for ${var.failed_records_alarm_minutes} minutes: Lambda retries them and nothing is lost while they stay in the stream. Its error log says why: S3 errors or permissions; a damaged shard state (the log names the object and `orderstream repair --stream STREAM --shard SHARD ${local.destination}`); an interleaved batch (set the mapping's ParallelizationFactor back to 1); a store without conditional writes."
+      namespace   = local.emf, metric = "FailedRecords", dimensions = local.emf_dimensions
+      statistic   = "Sum", period = 300, evaluation_periods = var.failed_records_alarm_minutes / 5, threshold = 0
+    }
+    "missing-files" = {
+      description = "Committed files were found neither staged nor visible while being published (the log names each): their rows are not in the datasets. Restore them from their previous versions (the bucket is versioned), or process their records again from the stream."
+      namespace   = local.emf, metric = "MissingFiles", dimensions = local.emf_dimensions
+      statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0
+    }
     "processor-errors" = {
-      description = "The processor failed invocations (S3 errors, timeouts): Lambda retries them, look at the logs."
+      description = "The processor failed invocations (a timeout, an init error, a crash): Lambda retries them. Look at the function's logs."
       namespace   = "AWS/Lambda", metric = "Errors", dimensions = local.function_dimensions
       statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0
     }
     "on-failure-messages" = {
-      description = "Batches were given up after their retries: their records are not in the datasets; replay them from the queue's locations."
+      description = "The mapping gave up on batches (maximum_retry_attempts or maximum_record_age_in_seconds): their records are not in the datasets yet. Replay them, exactly once, within the stream's retention of ${var.retention_hours} hours: orderstream replay --queue-url ${aws_sqs_queue.on_failure.url} ${local.destination}"
       namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = { QueueName = aws_sqs_queue.on_failure.name }
       statistic   = "Maximum", period = 60, evaluation_periods = 1, threshold = 0
     }
   }
+  alarm_topic   = var.alarm_topic_arn != null ? var.alarm_topic_arn : (var.create_alarm_topic ? aws_sns_topic.alarms[0].arn : null)
+  alarm_actions = concat(local.alarm_topic == null ? [] : [local.alarm_topic], var.alarm_actions)
+}
+
+resource "aws_sns_topic" "alarms" {
+  count             = var.alarm_topic_arn == null && var.create_alarm_topic ? 1 : 0
+  name              = "${var.name}-alarms"
+  kms_master_key_id = aws_kms_key.this.id
+  tags              = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
@@ -105,7 +126,7 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
   tags                = local.tags
 }

@@ -115,6 +115,8 @@ resource "aws_lambda_function" "processor" {
     variables = {
       ANALYTICS_BUCKET = aws_s3_bucket.datasets.id
       ANALYTICS_PREFIX = local.prefix
+      # The ledger folds commit records once the stream's retention has put them out of reach.
+      STREAM_RETENTION_HOURS = tostring(var.retention_hours)
     }
   }
 

@@ -45,6 +45,22 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # CloudWatch alarms publish to the alarm topic, which the key encrypts.
+  statement {
+    sid       = "AlarmsPublishToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+
   # CloudWatch Logs encrypts the stack's log groups, and only those.
   statement {
     sid       = "LogsEncryptTheStackLogGroups"

@@ -22,7 +22,7 @@ output "function_name" {
 }
 
 output "on_failure_queue_url" {
-  description = "Where batches given up after their retries are recorded."
+  description = "Where batches given up after their retries are recorded (orderstream replay --queue-url)."
   value       = aws_sqs_queue.on_failure.url
 }
 
@@ -53,5 +53,11 @@ output "ingest_url" {
 }
 
 output "alarm_names" {
-  value = [for a in aws_cloudwatch_metric_alarm.this : a.alarm_name]
+  description = "The stack's CloudWatch alarms."
+  value       = [for a in aws_cloudwatch_metric_alarm.this : a.alarm_name]
+}
+
+output "alarm_topic_arn" {
+  description = "The SNS topic the alarms notify (null when none was given or created)."
+  value       = local.alarm_topic
 }

@@ -83,6 +83,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "datasets" {
     }
   }
 
+  # The ledger replaces head.json at every commit and deletes folded commit records: their old
+  # versions go after a day (long enough to restore a damaged object, see docs/exactly-once.md).
+  rule {
+    id     = "ledger-old-versions"
+    status = "Enabled"
+    filter {
+      prefix = "${local.prefix}_pipeline/"
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
   rule {
     id     = "old-versions-and-uploads"
     status = "Enabled"

@@ -141,21 +141,29 @@ variable "starting_position" {
 }
 
 variable "bisect_batch_on_function_error" {
-  description = "Split a failing batch in two before retrying, to isolate a poison record."
+  description = "Split a failing batch in two before retrying. The processor quarantines bad records instead of failing on them, so there is no poison record to isolate: off by default."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "maximum_retry_attempts" {
-  description = "Retries of a failing batch before it goes to the on-failure queue (-1: until the records expire)."
+  description = "Retries of a failing batch before the mapping gives up on it and sends its location to the on-failure queue (replay it with `orderstream replay`); -1 (the default): retry until it succeeds, alarming on iterator age, so that nothing is skipped and the shard stays in order."
   type        = number
-  default     = 10
+  default     = -1
+  validation {
+    condition     = var.maximum_retry_attempts >= -1 && var.maximum_retry_attempts <= 10000
+    error_message = "maximum_retry_attempts is -1 (never give up) or 0 to 10000."
+  }
 }
 
 variable "maximum_record_age_in_seconds" {
-  description = "Records older than this go to the on-failure queue instead of being retried (-1: no limit, else 60 to 604800)."
+  description = "Records older than this go to the on-failure queue instead of being retried; -1 (the default): no limit (the stream's retention still applies)."
   type        = number
-  default     = 86400
+  default     = -1
+  validation {
+    condition     = var.maximum_record_age_in_seconds == -1 || (var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 604800)
+    error_message = "maximum_record_age_in_seconds is -1 (no limit) or 60 to 604800."
+  }
 }
 
 variable "dlq_message_retention_seconds" {
@@ -211,15 +219,41 @@ variable "create_named_queries" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs notified when an alarm fires (for example an SNS topic)."
+  description = "More ARNs notified when an alarm fires or clears, besides the alarm topic."
   type        = list(string)
   default     = []
 }
 
+variable "alarm_topic_arn" {
+  description = "An existing SNS topic for the alarms. When null and create_alarm_topic is true, the stack creates one (output alarm_topic_arn); subscribe your on-call to it."
+  type        = string
+  default     = null
+}
+
+variable "create_alarm_topic" {
+  description = "Create an SNS topic (KMS-encrypted) for the alarms when alarm_topic_arn is null."
+  type        = bool
+  default     = true
+}
+
 variable "iterator_age_alarm_ms" {
-  description = "Alarm when the oldest record waiting in the stream is older than this (ms)."
+  description = "Alarm when the oldest record waiting in the stream is older than this (ms): records expire after retention_hours, so this must stay well below it."
   type        = number
   default     = 300000
+  validation {
+    condition     = var.iterator_age_alarm_ms >= 60000
+    error_message = "iterator_age_alarm_ms is at least 60000 (one minute)."
+  }
+}
+
+variable "failed_records_alarm_minutes" {
+  description = "Alarm when the processor has reported failed records for this many minutes in a row (S3 errors, a damaged shard state, an interleaved batch)."
+  type        = number
+  default     = 15
+  validation {
+    condition     = var.failed_records_alarm_minutes >= 5 && var.failed_records_alarm_minutes % 5 == 0
+    error_message = "failed_records_alarm_minutes is a multiple of 5, at least 5."
+  }
 }
 
 variable "enable_http_ingest" {

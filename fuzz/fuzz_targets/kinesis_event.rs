@@ -1,0 +1,15 @@
+//! The Lambda Kinesis event parser: any bytes as the event Lambda sends, then every record
+//! turned into the processor's input. No panic, whatever the JSON.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use processor::kinesis::KinesisEvent;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(event) = serde_json::from_slice::<KinesisEvent>(data) {
+        for record in event.records {
+            let input = record.into_input();
+            assert!(!input.meta.shard_id.is_empty() && !input.stream.is_empty());
+        }
+    }
+});
