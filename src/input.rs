@@ -77,7 +77,7 @@ pub fn sample_records(stream: &str, shard_id: &str) -> anyhow::Result<Vec<InputR
         stream: stream.into(),
         shard_id: shard_id.into(),
         first_sequence: 1,
-        arrival_ms: model::parse_rfc3339("2026-11-23T12:30:00Z").map_err(anyhow::Error::msg)?.millis,
+        arrival_ms: model::parse_rfc3339("2026-11-23T12:30:00Z")?.millis,
     };
     let mut records = Vec::new();
     for (i, line) in INVALID_SAMPLES.lines().enumerate() {
@@ -85,7 +85,7 @@ pub fn sample_records(stream: &str, shard_id: &str) -> anyhow::Result<Vec<InputR
     }
     let valid_at = Placement {
         first_sequence: 1 + records.len() as u128,
-        arrival_ms: model::parse_rfc3339("2026-11-23T13:05:00Z").map_err(anyhow::Error::msg)?.millis,
+        arrival_ms: model::parse_rfc3339("2026-11-23T13:05:00Z")?.millis,
         ..invalid_at
     };
     records.extend(ndjson_records(VALID_SAMPLES.as_bytes(), &valid_at));

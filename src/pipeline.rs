@@ -2,7 +2,6 @@
 //! event source mapping invoking the shared Lambda handler, and the datasets under a local
 //! directory; then a summary reconciled with the producer's truth manifest.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,18 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use model::EventType;
 use processor::Processor;
 use producer::args::Pace;
 use producer::kinesis::{self, Entry, SendConfig, SendStats};
-use producer::{Config, Faults, Storefront, Truth};
+use producer::{Config, Faults, Storefront, Truth, TruthManifest};
 use sink::store::{LocalStore, ObjectStore};
 
-use crate::crash::Outage;
+use crate::faults::Outage;
 
 use crate::dashboard::{self, Dashboard, Live};
-use crate::esm::{self, EsmConfig, EsmStats};
+use crate::lambda::esm::{self, EsmConfig, EsmStats};
 use crate::now_ms;
-use crate::stream::{EmbeddedStream, ShardLimits};
+use crate::sources::embedded::{EmbeddedStream, ShardLimits};
 
 #[derive(Clone)]
 pub struct MainJob {
@@ -71,7 +71,7 @@ async fn reshard(stream: Arc<EmbeddedStream>, at: Duration) -> anyhow::Result<()
 pub struct Summary {
     pub stream: String,
     pub elapsed: Duration,
-    pub truth: serde_json::Value,
+    pub truth: TruthManifest,
     pub sent: SendStats,
     pub esm: EsmStats,
     /// The dashboard, still serving the final figures until dropped.
@@ -88,7 +88,8 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     let processor = Arc::new(Processor::new(store, ""));
     // A stream name per run: the processor's commit state is per stream, and a new embedded
     // stream starts its sequence numbers again.
-    let name = format!("storefront-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
+    let started_at = chrono::DateTime::from_timestamp_millis(now_ms()).unwrap_or_default();
+    let name = format!("storefront-{}", started_at.format("%Y%m%dT%H%M%S%.3f"));
     let stream = Arc::new(EmbeddedStream::new(&name, job.shards, job.shard_limits));
     let stop = Arc::new(AtomicBool::new(false));
     let esm_stats = Arc::new(Mutex::new(EsmStats::default()));
@@ -191,7 +192,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
             eprintln!();
         }
     }
-    let truth_json = truth.to_json(job.seed);
+    let truth_json = truth.manifest(job.seed);
     let truth_file = job.data_dir.join(format!("_truth-{name}.json"));
     std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth_json)?)
         .with_context(|| format!("cannot write {}", truth_file.display()))?;
@@ -237,26 +238,21 @@ fn percentile(sorted: &[u32], q: f64) -> u32 {
 impl Summary {
     /// Whether what the handler processed equals the producer's truth manifest.
     pub fn reconciled(&self) -> bool {
-        let t = &self.truth["tables"];
+        let t = &self.truth.tables;
         let quarantined: u64 = self.esm.quarantined.values().sum();
-        self.esm.events == t["events"]["rows"].as_u64().unwrap_or(u64::MAX)
-            && quarantined == t["quarantine"]["rows"].as_u64().unwrap_or(u64::MAX)
-            && self.esm.discarded == 0
+        self.esm.events == t.events.rows && quarantined == t.quarantine.rows && self.esm.discarded == 0
     }
 
     pub fn render(&self, data_dir: &std::path::Path) -> String {
-        let t = &self.truth["tables"];
+        let t = &self.truth;
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let mut lat = self.esm.latencies_ms.clone();
         lat.sort_unstable();
-        let by_type = |k: &str| t["events"]["by_event_type"][k].as_u64().unwrap_or(0) as f64;
+        let by_type = |k: EventType| t.events_of(k) as f64;
         let pct = |a: f64, b: f64| if b > 0.0 { format!("{:.1}%", 100.0 * a / b) } else { "-".into() };
         let quarantined: Vec<String> = self.esm.quarantined.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        let revenue: BTreeMap<String, String> = t["order_items"]["line_total_minor_by_currency"]
-            .as_object()
-            .map(|m| m.iter().map(|(c, v)| (c.clone(), v.to_string())).collect())
-            .unwrap_or_default();
-        let revenue: Vec<String> = revenue.iter().map(|(c, v)| format!("{c} {v}")).collect();
+        let revenue: Vec<String> =
+            t.tables.order_items.line_total_minor_by_currency.iter().map(|(c, v)| format!("{c} {}", v.0)).collect();
         let dir = data_dir.display();
         format!(
             "stream {stream}: {shards} shards, {secs:.1} s\n\
@@ -276,8 +272,8 @@ impl Summary {
              \x20 duckdb -c \"SELECT reason_code, count(*), any_value(reason) FROM read_parquet('{dir}/quarantine/**/*.parquet', hive_partitioning=true) GROUP BY 1\"",
             stream = self.stream,
             shards = self.esm.shards.len(),
-            produced = self.truth["records"],
-            in_rate = self.truth["records"].as_u64().unwrap_or(0) as f64 / secs,
+            produced = t.records,
+            in_rate = t.records as f64 / secs,
             sent = self.sent.sent,
             throttled = self.sent.throttled,
             retried = self.sent.retried,
@@ -286,12 +282,12 @@ impl Summary {
             dups = self.esm.duplicates,
             discarded = self.esm.discarded,
             qr = if quarantined.is_empty() { "-".to_string() } else { quarantined.join(", ") },
-            orders = by_type("order_placed"),
+            orders = by_type(EventType::OrderPlaced),
             revenue = if revenue.is_empty() { "-".to_string() } else { revenue.join(", ") },
-            f1 = pct(by_type("product_view"), by_type("page_view")),
-            f2 = pct(by_type("add_to_cart"), by_type("product_view")),
-            f3 = pct(by_type("checkout_started"), by_type("add_to_cart")),
-            f4 = pct(by_type("order_placed"), by_type("checkout_started")),
+            f1 = pct(by_type(EventType::ProductView), by_type(EventType::PageView)),
+            f2 = pct(by_type(EventType::AddToCart), by_type(EventType::ProductView)),
+            f3 = pct(by_type(EventType::CheckoutStarted), by_type(EventType::AddToCart)),
+            f4 = pct(by_type(EventType::OrderPlaced), by_type(EventType::CheckoutStarted)),
             out_rate = self.esm.records as f64 / secs,
             inv = self.esm.invocations,
             failed = self.esm.failed_invocations,

@@ -6,18 +6,18 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use producer::kinesis::{send_all, Entry, SdkKinesis, SendConfig, SendStats};
-use producer::{Config, Faults, Storefront, Truth};
+use producer::{Config, Faults, Storefront, Truth, TruthManifest};
 use sink::store::LocalStore;
 use sink::Table;
 use testkit::{read_table, s};
 
 /// A stream of 2 shards holding 3,000 storefront records with faults, sent with the producer's
 /// own code; the truth manifest of what was sent.
-async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) -> serde_json::Value {
+async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) -> TruthManifest {
     client.create_stream().stream_name(name).shard_count(2).send().await.unwrap();
     let mut store = Storefront::new(Config {
         seed,
-        start_ms: chrono::Utc::now().timestamp_millis() - 600_000,
+        start_ms: model::now_ms() - 600_000,
         faults: Faults { invalid_rate: 0.03, duplicate_rate: 0.02, late_rate: 0.02 },
         ..Config::default()
     });
@@ -43,7 +43,7 @@ async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) ->
     cfg.concurrency = 1;
     let given_up = send_all(&api, &cfg, rx, Arc::new(Mutex::new(SendStats::default())), 1).await.unwrap();
     assert!(given_up.is_empty());
-    truth.to_json(seed)
+    truth.manifest(seed)
 }
 
 fn orderstream(moto: &testkit::servers::Server) -> Command {
@@ -72,19 +72,19 @@ async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
     let out = consume();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
-    let tables = &t["tables"];
+    let tables = &t.tables;
     assert!(stdout.starts_with("3000 records:"), "{stdout}");
 
     let local = LocalStore::new(dir.path()).unwrap();
     let events = read_table(&local, "", Table::Events).await;
-    assert_eq!(events.len() as u64, tables["events"]["rows"].as_u64().unwrap());
+    assert_eq!(events.len() as u64, tables.events.rows);
     let shards: std::collections::BTreeSet<_> = events.iter().map(|(_, r)| s(r, "shard_id")).collect();
     assert_eq!(shards.len(), 2, "both shards were read");
     let mut quarantine: BTreeMap<String, u64> = BTreeMap::new();
     for (_, r) in read_table(&local, "", Table::Quarantine).await {
         *quarantine.entry(s(&r, "reason_code")).or_default() += 1;
     }
-    assert_eq!(serde_json::json!(quarantine), tables["quarantine"]["by_reason_code"]);
+    assert_eq!(quarantine, tables.quarantine.by_reason_code);
     testkit::aggregates_match_details(&local, "").await;
 
     // Reading the stream again from its start commits nothing new.
@@ -95,16 +95,6 @@ async fn consume_reads_every_shard_into_datasets_equal_to_the_truth() {
 }
 
 /// The real Lambda bootstrap, built beside `orderstream` by `cargo test --workspace`.
-fn processor_binary() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_BIN_EXE_orderstream")).with_file_name("processor");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the tests with cargo test --workspace (bash scripts/test)",
-        path.display()
-    );
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api() {
     let moto = testkit::servers::start_moto();
@@ -112,7 +102,7 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
     let t = fill_stream(&client, "live", 9).await;
     let s3 = testkit::s3_client(&moto.endpoint());
     testkit::create_bucket(&s3, "lake").await;
-    let bootstrap = processor_binary();
+    let bootstrap = testkit::processor_bootstrap();
 
     let out = orderstream(&moto)
         .args(["consume", "--stream", "live", "--duration", "3", "--batching-window-ms", "100"])
@@ -122,8 +112,8 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let t_events = t["tables"]["events"]["rows"].as_u64().unwrap();
-    let t_quarantined = t["tables"]["quarantine"]["rows"].as_u64().unwrap();
+    let t_events = t.tables.events.rows;
+    let t_quarantined = t.tables.quarantine.rows;
     assert!(
         stdout.starts_with(&format!("3000 records: {t_events} events, {t_quarantined} quarantined")),
         "the figures come from the function's EMF summaries: {stdout}"
@@ -132,11 +122,8 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
     assert!(stderr.contains(r#""message":"batch committed""#) && stderr.contains(r#""_aws""#), "{stderr}");
     let bucket = sink::store::S3Store::new(s3.clone(), "lake");
     let events = read_table(&bucket, "fn/", Table::Events).await;
-    assert_eq!(events.len() as u64, t["tables"]["events"]["rows"].as_u64().unwrap());
-    assert_eq!(
-        read_table(&bucket, "fn/", Table::Quarantine).await.len() as u64,
-        t["tables"]["quarantine"]["rows"].as_u64().unwrap()
-    );
+    assert_eq!(events.len() as u64, t.tables.events.rows);
+    assert_eq!(read_table(&bucket, "fn/", Table::Quarantine).await.len() as u64, t.tables.quarantine.rows);
     testkit::aggregates_match_details(&bucket, "fn/").await;
 
     // One event file through the same bootstrap: its records are already committed.

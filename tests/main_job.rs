@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use orderstream::esm::{self, EsmConfig, EsmStats};
+use orderstream::lambda::esm::{self, EsmConfig, EsmStats};
+use orderstream::lambda::on_failure::Destination;
 use orderstream::pipeline::{self, MainJob};
-use orderstream::replay::Destination;
-use orderstream::stream::EmbeddedStream;
+use orderstream::sources::embedded::{EmbeddedShard, EmbeddedStream};
 use processor::Processor;
 use producer::kinesis::Entry;
 use producer::Faults;
@@ -42,7 +42,7 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     };
     let summary = pipeline::run(&job).await.unwrap();
     assert!(summary.reconciled(), "{}", summary.render(dir.path()));
-    let produced = summary.truth["records"].as_u64().unwrap();
+    let produced = summary.truth.records;
     assert!((4000..=4600).contains(&produced), "about 1,500 records/s for 3 s: {produced}");
     assert_eq!(summary.esm.records, produced, "every record was processed");
     assert_eq!(summary.esm.shards.len(), 3);
@@ -57,33 +57,43 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     // The datasets, with the parquet crate and with DuckDB (hive partitioning).
     let store = LocalStore::new(dir.path()).unwrap();
     let events = read_table(&store, "", Table::Events).await;
-    assert_eq!(events.len() as u64, summary.truth["tables"]["events"]["rows"].as_u64().unwrap());
+    assert_eq!(events.len() as u64, summary.truth.tables.events.rows);
     assert!(events.iter().all(|(_, r)| s(r, "shard_id").starts_with("shardId-00000000000")));
     testkit::aggregates_match_details(&store, "").await;
     let report = testkit::python_report(&["--dir", dir.path().to_str().unwrap()]);
     testkit::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["checks"]["sales_mismatches"], 0);
     assert_eq!(report["checks"]["funnel_mismatches"], 0);
-    assert_eq!(report["tables"]["quarantine"]["rows"], summary.truth["tables"]["quarantine"]["rows"]);
+    assert_eq!(report["tables"]["quarantine"]["rows"], summary.truth.tables.quarantine.rows);
 
     // The dashboard's final figures are the run's.
     let addr = summary.dashboard.as_ref().expect("a dashboard").addr;
     let snap: serde_json::Value =
         tokio::task::spawn_blocking(move || http_get_json(addr, "/api/snapshot")).await.unwrap();
-    let t = &summary.truth["tables"];
+    let t = &summary.truth.tables;
     assert_eq!(snap["finished"], true);
-    assert_eq!(snap["produced"], summary.truth["records"]);
-    assert_eq!(snap["processed"], summary.truth["records"]);
-    assert_eq!(snap["events"], t["events"]["rows"]);
-    assert_eq!(snap["quarantined"], t["quarantine"]["rows"]);
-    assert_eq!(snap["orders"], t["events"]["by_event_type"]["order_placed"]);
+    assert_eq!(snap["produced"], summary.truth.records);
+    assert_eq!(snap["processed"], summary.truth.records);
+    assert_eq!(snap["events"], t.events.rows);
+    assert_eq!(snap["quarantined"], t.quarantine.rows);
+    assert_eq!(snap["orders"], t.events.by_event_type["order_placed"]);
     for step in snap["funnel"].as_array().unwrap() {
-        assert_eq!(step["count"], t["events"]["by_event_type"][step["step"].as_str().unwrap()], "{step}");
+        assert_eq!(step["count"], t.events.by_event_type[step["step"].as_str().unwrap()], "{step}");
     }
     let by_reason: u64 = snap["quarantine"].as_array().unwrap().iter().map(|q| q[1].as_u64().unwrap()).sum();
-    assert_eq!(Some(by_reason), t["quarantine"]["rows"].as_u64());
+    assert_eq!(by_reason, t.quarantine.rows);
     assert_eq!(snap["iterator_age"].as_array().unwrap().len(), 3);
     assert!(!snap["minutes"].as_array().unwrap().is_empty() && !snap["top_products"].as_array().unwrap().is_empty());
+}
+
+/// The truth manifest a main job wrote into its data directory.
+fn truth_manifest(dir: &std::path::Path) -> producer::TruthManifest {
+    let file = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("_truth-"))
+        .expect("a truth manifest");
+    serde_json::from_slice(&std::fs::read(file).unwrap()).expect("a truth manifest")
 }
 
 fn http_get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
@@ -150,7 +160,7 @@ async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destina
     };
     let stats = Arc::new(Mutex::new(EsmStats::default()));
     // Stop as soon as the shard is drained.
-    let source = esm::EmbeddedShard::new(stream.clone(), 0);
+    let source = EmbeddedShard::new(stream.clone(), 0);
     esm::poll_shard(source, processor.clone(), cfg, stats.clone(), Arc::new(AtomicBool::new(true))).await.unwrap();
     let st = stats.lock().unwrap().clone();
     // 0..40 fails, retried as 0..20 (bisected), then 0..10, which exhausts the 2 retries and
@@ -294,13 +304,8 @@ fn batches_given_up_during_an_outage_are_replayed_exactly_once() {
         "{first}"
     );
 
-    let truth_file = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("_truth-"))
-        .unwrap();
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(truth_file).unwrap()).unwrap();
-    let rows = |t: &str| truth["tables"][t]["rows"].as_u64().unwrap() as usize;
+    let truth = truth_manifest(dir.path());
+    let t = &truth.tables;
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
     let check = || {
@@ -309,8 +314,8 @@ fn batches_given_up_during_an_outage_are_replayed_exactly_once() {
                 read_table(&store, "", Table::Events).await.len(),
                 read_table(&store, "", Table::Quarantine).await.len(),
             );
-            assert_eq!(out, (rows("events"), rows("quarantine")));
-            assert_eq!(read_table(&store, "", Table::OrderItems).await.len(), rows("order_items"));
+            assert_eq!(out, (t.events.rows as usize, t.quarantine.rows as usize));
+            assert_eq!(read_table(&store, "", Table::OrderItems).await.len() as u64, t.order_items.rows);
             testkit::aggregates_match_details(&store, "").await;
             out
         })
@@ -320,7 +325,7 @@ fn batches_given_up_during_an_outage_are_replayed_exactly_once() {
         order: 10,
         scenario: "batches given up during an outage, replayed from the main job's folder".into(),
         injected: format!("the data directory refused writes for 1.5 s; the mapping gave up after 1 retry ({given_up} batches); `orderstream replay --on-failure-dir`, twice"),
-        records_in: truth["records"].as_u64().unwrap(),
+        records_in: truth.records,
         events_out: events as u64,
         quarantined_out: quarantined as u64,
         lost: 0,
@@ -372,13 +377,8 @@ fn a_split_and_a_merge_during_a_run_lose_and_double_nothing() {
         read_table(&store, "", Table::Events).await.into_iter().map(|(_, r)| s(&r, "shard_id")).collect()
     });
     assert_eq!(shards.len(), 6, "parents and children all hold events: {shards:?}");
-    let truth = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("_truth-"))
-        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
-        .unwrap();
-    let rows = |t: &str| truth["tables"][t]["rows"].as_u64().unwrap();
+    let truth = truth_manifest(dir.path());
+    let (want_events, want_quarantined) = (truth.tables.events.rows, truth.tables.quarantine.rows);
     let (events, quarantined) = tokio.block_on(async {
         (
             read_table(&store, "", Table::Events).await.len() as u64,
@@ -389,11 +389,11 @@ fn a_split_and_a_merge_during_a_run_lose_and_double_nothing() {
         order: 12,
         scenario: "a shard split and a merge during a run".into(),
         injected: "3 shards; 1 s in, shard 0 split in two; 2 s in, shards 1 and 2 merged; children read once their parents are drained".into(),
-        records_in: truth["records"].as_u64().unwrap(),
+        records_in: truth.records,
         events_out: events,
         quarantined_out: quarantined,
-        lost: rows("events").saturating_sub(events) + rows("quarantine").saturating_sub(quarantined),
-        duplicated: events.saturating_sub(rows("events")) + quarantined.saturating_sub(rows("quarantine")),
+        lost: want_events.saturating_sub(events) + want_quarantined.saturating_sub(quarantined),
+        duplicated: events.saturating_sub(want_events) + quarantined.saturating_sub(want_quarantined),
         peak_kib: testkit::reliability::printed_peak_kib(&stdout),
         process: "orderstream (the main job)".into(),
     });

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use processor::kinesis::InputRecord;
 use processor::Processor;
-use producer::{Config, Faults, Storefront, Truth};
-use serde_json::{json, Value};
+use producer::{Config, Exact, Faults, Storefront, Truth};
 use sink::store::MemoryStore;
 use sink::{RecordMeta, Table};
 use testkit::{i, read_table, s};
@@ -46,32 +45,32 @@ async fn the_truth_manifest_equals_the_datasets_the_processor_writes() {
     for batch in records.chunks(1000) {
         assert_eq!(p.process(batch.to_vec()).await.error, None);
     }
-    let t = truth.to_json(77);
-    let tables = &t["tables"];
+    let t = truth.manifest(77);
+    let tables = &t.tables;
     let db = p.store();
 
     let events = read_table(db, "", Table::Events).await;
-    assert_eq!(events.len() as u64, tables["events"]["rows"].as_u64().unwrap());
+    assert_eq!(events.len() as u64, tables.events.rows);
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     for (_, r) in &events {
         *by_type.entry(s(r, "event_type")).or_default() += 1;
     }
-    assert_eq!(json!(by_type), tables["events"]["by_event_type"]);
+    assert_eq!(by_type, tables.events.by_event_type);
 
     let items = read_table(db, "", Table::OrderItems).await;
-    assert_eq!(items.len() as u64, tables["order_items"]["rows"].as_u64().unwrap());
-    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    assert_eq!(items.len() as u64, tables.order_items.rows);
+    let mut totals: BTreeMap<String, Exact> = BTreeMap::new();
     for (_, r) in &items {
-        *totals.entry(s(r, "currency")).or_default() += i(r, "line_total_minor");
+        totals.entry(s(r, "currency")).or_default().0 += i128::from(i(r, "line_total_minor"));
     }
-    assert_eq!(json!(totals), tables["order_items"]["line_total_minor_by_currency"]);
-    assert_eq!(json!(items.iter().map(|(_, r)| i(r, "quantity")).sum::<i64>()), tables["order_items"]["units"]);
+    assert_eq!(totals, tables.order_items.line_total_minor_by_currency);
+    assert_eq!(Exact(items.iter().map(|(_, r)| i128::from(i(r, "quantity"))).sum()), tables.order_items.units);
 
     let mut quarantine: BTreeMap<String, u64> = BTreeMap::new();
     for (_, r) in read_table(db, "", Table::Quarantine).await {
         *quarantine.entry(s(&r, "reason_code")).or_default() += 1;
     }
-    assert_eq!(json!(quarantine), tables["quarantine"]["by_reason_code"]);
+    assert_eq!(quarantine, tables.quarantine.by_reason_code);
     assert_eq!(quarantine.len(), 6, "every reason code was injected");
 
     // The aggregate tables, summed per key as a reader does, equal the manifest's keys.
@@ -87,28 +86,32 @@ async fn the_truth_manifest_equals_the_datasets_the_processor_writes() {
         }
         m
     };
-    let from_manifest = |rows: &Value, keys: &[&str], measures: &[&str]| {
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let mut k = vec![r["window_start"].as_str().unwrap().to_string()];
-                k.extend(keys.iter().map(|c| r[*c].as_str().unwrap().to_string()));
-                (k, measures.iter().map(|c| r[*c].as_i64().unwrap()).collect::<Vec<_>>())
-            })
-            .collect::<BTreeMap<_, _>>()
-    };
+    let sales_manifest: BTreeMap<Vec<String>, Vec<i64>> = tables
+        .sales_minute
+        .rows
+        .iter()
+        .map(|r| {
+            let key = vec![r.window_start.clone(), r.country.clone(), r.category.clone(), r.currency.clone()];
+            (key, [r.order_lines, r.units, r.revenue_minor].iter().map(|m| i64::try_from(m.0).unwrap()).collect())
+        })
+        .collect();
+    let funnel_manifest: BTreeMap<Vec<String>, Vec<i64>> = tables
+        .funnel_minute
+        .rows
+        .iter()
+        .map(|r| {
+            let key = vec![r.window_start.clone(), r.country.clone(), r.device.clone()];
+            (key, vec![r.page_views, r.product_views, r.add_to_carts, r.remove_from_carts, r.checkouts, r.orders])
+        })
+        .collect();
     let (sk, sm) = (["country", "category", "currency"], ["order_lines", "units", "revenue_minor"]);
-    assert_eq!(
-        sum_rows(read_table(db, "", Table::SalesMinute).await, &sk, &sm),
-        from_manifest(&tables["sales_minute"]["rows"], &sk, &sm)
-    );
+    assert_eq!(sum_rows(read_table(db, "", Table::SalesMinute).await, &sk, &sm), sales_manifest);
     let (fk, fm) = (
         ["country", "device"],
         ["page_views", "product_views", "add_to_carts", "remove_from_carts", "checkouts", "orders"],
     );
     let funnel = sum_rows(read_table(db, "", Table::FunnelMinute).await, &fk, &fm);
-    assert_eq!(funnel, from_manifest(&tables["funnel_minute"]["rows"], &fk, &fm));
+    assert_eq!(funnel, funnel_manifest);
     assert!(funnel.len() > 100, "many minutes, countries and devices");
-    assert!(t["duplicates"].as_u64().unwrap() > 300 && t["late_events"].as_u64().unwrap() > 500);
+    assert!(t.duplicates > 300 && t.late_events > 500);
 }

@@ -49,7 +49,8 @@ async fn a_damaged_commit_record_stops_the_shard_until_it_is_restored_and_repair
     assert!(stderr.contains("orderstream repair --stream orders --shard shardId-000000000005 --prefix r/"), "{stderr}");
 
     // The repair does not guess over it either.
-    let repair = ["repair", "--stream", "orders", "--shard", "shardId-000000000005", "--bucket", "lake", "--prefix", "r/"];
+    let repair =
+        ["repair", "--stream", "orders", "--shard", "shardId-000000000005", "--bucket", "lake", "--prefix", "r/"];
     let out = orderstream(&moto, &repair);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains(&key), "{stderr}");
@@ -60,7 +61,10 @@ async fn a_damaged_commit_record_stops_the_shard_until_it_is_restored_and_repair
     let out = orderstream(&moto, &repair);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("3 commit records (from 1 to 3)") && stdout.contains("wrote checkpoint 3 and head.json"), "{stdout}");
+    assert!(
+        stdout.contains("3 commit records (from 1 to 3)") && stdout.contains("wrote checkpoint 3 and head.json"),
+        "{stdout}"
+    );
     assert!(store.get(&format!("{base}head.json")).await.unwrap().is_some());
     assert!(store.get(&format!("{base}checkpoints/00000000000000000003.bin")).await.unwrap().is_some());
 

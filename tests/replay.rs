@@ -4,7 +4,8 @@
 use std::process::{Command, Output};
 
 use orderstream::input;
-use orderstream::replay::{read_range, OnFailureRecord};
+use orderstream::lambda::on_failure::OnFailureRecord;
+use orderstream::sources::kinesis::read_range;
 use processor::Processor;
 use sink::store::{ObjectStore, S3Store};
 use sink::Table;

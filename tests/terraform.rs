@@ -39,6 +39,18 @@ fn expected_tables() -> Value {
     Value::Object(tables)
 }
 
+/// The module's inputs and outputs in terraform/README.md are generated from variables.tf and
+/// outputs.tf (scripts/terraform-docs, with python-hcl2): the README says what the code does.
+#[test]
+fn the_readme_lists_the_modules_inputs_and_outputs_as_the_code_declares_them() {
+    let out = Command::new("python3")
+        .arg(testkit::repo_root().join("scripts/terraform-docs"))
+        .arg("--check")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {TOOLS_HINT}"));
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
 /// terraform/modules/orderstream/tables.json (the Glue columns the module creates) equals the
 /// schemas of `sink::Table`. `UPDATE_TERRAFORM_TABLES=1` rewrites the file from the schemas.
 #[test]
@@ -200,14 +212,41 @@ fn the_lambda_zip_is_an_executable_bootstrap_for_amazon_linux_2023() {
 /// there.
 const MOTO_OFF: [&str; 1] = ["create_named_queries=false"];
 
+/// The provider pointed at an emulator: every service at one endpoint, dummy credentials, no
+/// retries of unimplemented actions (moto answers them 500), and the account id requested (Athena
+/// workgroup ARNs need it). An override file, so the example itself stays as for AWS.
+fn emulator_override(endpoint: &str) -> String {
+    let services = [
+        "apigateway",
+        "athena",
+        "cloudwatch",
+        "cloudwatchlogs",
+        "glue",
+        "iam",
+        "kinesis",
+        "kms",
+        "lambda",
+        "s3",
+        "sns",
+        "sqs",
+        "sts",
+    ];
+    let endpoints: String = services.iter().map(|s| format!("    {s} = {endpoint:?}\n")).collect();
+    format!(
+        "provider \"aws\" {{\n  access_key                  = \"test\"\n  secret_key                  = \"test\"\n  \
+         skip_credentials_validation = true\n  skip_metadata_api_check     = true\n  skip_requesting_account_id  = false\n  \
+         s3_use_path_style           = true\n  max_retries                 = 2\n  endpoints {{\n{endpoints}  }}\n}}\n"
+    )
+}
+
 #[test]
 fn the_stack_applies_and_destroys_on_moto_server() {
     let moto = testkit::servers::start_moto();
     let ws = Workspace::new();
+    std::fs::write(ws.example().join("emulator_override.tf"), emulator_override(&moto.endpoint())).unwrap();
     let (zip, arch) = lambda_zip();
     let mut vars = vec![
         format!("architecture={arch}"),
-        format!("endpoint={}", moto.endpoint()),
         "region=us-east-1".to_string(),
         format!("lambda_zip={}", zip.display()),
         "force_destroy=true".to_string(),
@@ -227,7 +266,7 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         plan["resource_changes"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap().to_string()).collect()
     };
     let with_api = planned(&[]);
-    let without_api = planned(&["-var", "enable_http_ingest=false"]);
+    let without_api = planned(&["-var", "create_http_ingest=false"]);
     assert!(with_api.iter().any(|t| t == "aws_api_gateway_rest_api"), "{with_api:?}");
     assert!(without_api.iter().all(|t| !t.starts_with("aws_api_gateway")), "{without_api:?}");
     assert!(without_api.iter().any(|t| t == "aws_lambda_event_source_mapping"));
@@ -270,15 +309,24 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         let description = v["alarm_description"].as_str().unwrap();
         match v["alarm_name"].as_str().unwrap() {
             "orderstream-on-failure-messages" => {
-                assert!(description.contains(&format!("orderstream replay --queue-url {queue_url} --bucket ")), "{description}")
+                assert!(
+                    description.contains(&format!("orderstream replay --queue-url {queue_url} --bucket ")),
+                    "{description}"
+                )
             }
-            "orderstream-failed-records" => assert!(description.contains("orderstream repair --stream"), "{description}"),
+            "orderstream-failed-records" => {
+                assert!(description.contains("orderstream repair --stream"), "{description}")
+            }
             _ => {}
         }
     }
     let mapping = &resources.iter().find(|r| r["type"] == "aws_lambda_event_source_mapping").unwrap()["values"];
     assert_eq!(
-        (&mapping["maximum_retry_attempts"], &mapping["maximum_record_age_in_seconds"], &mapping["bisect_batch_on_function_error"]),
+        (
+            &mapping["maximum_retry_attempts"],
+            &mapping["maximum_record_age_in_seconds"],
+            &mapping["bisect_batch_on_function_error"]
+        ),
         (&serde_json::json!(-1), &serde_json::json!(-1), &serde_json::json!(false))
     );
     let function = &resources.iter().find(|r| r["type"] == "aws_lambda_function").unwrap()["values"];
@@ -337,4 +385,30 @@ fn the_ingest_mapping_turns_a_browser_post_into_one_put_records_request() {
         assert_eq!(&data, event, "each record's data is its event");
         assert!(record["PartitionKey"].as_str().unwrap().len() <= 256, "Kinesis's partition key limit");
     }
+}
+
+/// Every processor metric the CloudWatch dashboard and alarms name is one the function writes
+/// (`processor::metrics`): a renamed metric fails here, not silently on AWS.
+#[test]
+fn the_dashboard_and_alarms_name_only_metrics_the_processor_writes() {
+    let tf = std::fs::read_to_string(testkit::repo_root().join("terraform/modules/orderstream/cloudwatch.tf")).unwrap();
+    let written: Vec<&str> = processor::metrics::SUMMARY_METRICS
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(processor::metrics::DIMENSIONED_METRICS.iter().map(|(name, _, _)| *name))
+        .collect();
+    let mut named = Vec::new();
+    for (marker, end) in
+        [("[local.emf, \"", "\""), ("namespace   = local.emf, metric = \"", "\""), ("MetricName=\\\"", "\\\"")]
+    {
+        for part in tf.split(marker).skip(1) {
+            named.push(part.split(end).next().unwrap().to_string());
+        }
+    }
+    assert!(named.len() >= 8, "{named:?}");
+    for name in &named {
+        assert!(written.contains(&name.as_str()), "cloudwatch.tf names {name}, which the processor does not write");
+    }
+    assert_eq!(processor::metrics::NAMESPACE, "Orderstream");
+    assert!(tf.contains("emf         = \"Orderstream\""));
 }

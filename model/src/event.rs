@@ -49,10 +49,15 @@ impl fmt::Display for EventType {
     }
 }
 
+/// A string that is none of the contract's event types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type {0:?}")]
+pub struct UnknownEventType(pub String);
+
 impl FromStr for EventType {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s).ok_or(())
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, UnknownEventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownEventType(s.to_string()))
     }
 }
 

@@ -41,10 +41,15 @@ impl fmt::Display for ReasonCode {
     }
 }
 
+/// A string that is none of the contract's reason codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown reason code {0:?}")]
+pub struct UnknownReasonCode(pub String);
+
 impl FromStr for ReasonCode {
-    type Err = String;
+    type Err = UnknownReasonCode;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| format!("unknown reason code {s:?}"))
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownReasonCode(s.to_string()))
     }
 }
 

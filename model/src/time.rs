@@ -23,10 +23,19 @@ fn expect(b: &[u8], at: usize, allowed: &[u8], what: &str) -> Result<(), String>
     }
 }
 
+/// A timestamp that is not strict RFC 3339: the message says which part is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TimeError(String);
+
 /// Parses an RFC 3339 date-time. `T` and `Z` may be lower case (RFC 3339 5.6); a space for `T`,
 /// a missing offset, more than 9 fraction digits, out-of-range fields and leap seconds (`:60`)
 /// are rejected with a message saying which part is wrong.
-pub fn parse_rfc3339(s: &str) -> Result<EventTime, String> {
+pub fn parse_rfc3339(s: &str) -> Result<EventTime, TimeError> {
+    parse(s).map_err(TimeError)
+}
+
+fn parse(s: &str) -> Result<EventTime, String> {
     let b = s.as_bytes();
     let num = |at, n, what: &str| digits(b, at, n).ok_or_else(|| format!("expected {what} at position {}", at + 1));
     let year = num(0, 4, "a 4-digit year")?;
@@ -96,6 +105,9 @@ pub fn parse_rfc3339(s: &str) -> Result<EventTime, String> {
     Ok(EventTime { millis: secs * 1000 + i64::from(nanos / 1_000_000), sub_milli_nanos: nanos % 1_000_000 })
 }
 
+/// A minute, in milliseconds: the aggregates' window.
+pub const MINUTE_MS: i64 = 60_000;
+
 /// The wall clock in UTC milliseconds since the epoch: arrival times, ages and latencies of the
 /// local pipeline, the processor's EMF timestamps and the local Runtime API's deadlines.
 pub fn now_ms() -> i64 {
@@ -112,7 +124,7 @@ pub fn format_millis(ms: i64) -> String {
 
 /// The start of the UTC minute holding `ms`.
 pub fn floor_to_minute(ms: i64) -> i64 {
-    ms.div_euclid(60_000) * 60_000
+    ms.div_euclid(MINUTE_MS) * MINUTE_MS
 }
 
 #[cfg(test)]
@@ -140,7 +152,7 @@ mod tests {
     fn leap_days_exist_only_in_leap_years() {
         assert_eq!(format_millis(ms("2028-02-29T10:00:00Z")), "2028-02-29T10:00:00.000Z");
         assert_eq!(format_millis(ms("2000-02-29T00:00:00Z")), "2000-02-29T00:00:00.000Z");
-        assert!(parse_rfc3339("2026-02-29T10:00:00Z").unwrap_err().contains("not a calendar date"));
+        assert!(parse_rfc3339("2026-02-29T10:00:00Z").unwrap_err().to_string().contains("not a calendar date"));
         assert!(parse_rfc3339("2100-02-29T10:00:00Z").is_err());
     }
 

@@ -1,12 +1,11 @@
 //! What a batch committed, in the figures a dashboard charts and the metrics report: valid events
 //! by type (the funnel), orders and revenue per event-time minute, and units sold per product and
-//! per category. Pure: built from validated events, merged across batches.
+//! per category. Derived from the batch's minute aggregates (the same sums its `sales_minute` and
+//! `funnel_minute` rows hold), plus units per product from its order lines; merged across batches.
 
 use std::collections::BTreeMap;
 
-use model::{Event, EventType};
-
-const MINUTE_MS: i64 = 60_000;
+use model::{Event, EventType, MinuteAggregates};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Minute {
@@ -24,20 +23,47 @@ pub struct Digest {
     pub units_by_category: BTreeMap<String, u64>,
 }
 
-impl Digest {
-    /// Counts a committed event.
+/// Units sold per product, from order lines (the aggregates are per category).
+#[derive(Debug, Clone, Default)]
+pub struct ProductUnits(BTreeMap<String, u64>);
+
+impl ProductUnits {
     pub fn add(&mut self, event: &Event) {
-        *self.event_types.entry(event.event_type).or_default() += 1;
-        let (Some(order), Some(currency)) = (&event.order, &event.currency) else { return };
-        let minute = self.minutes.entry(event.event_time_ms.div_euclid(MINUTE_MS) * MINUTE_MS).or_default();
-        minute.orders += 1;
-        let revenue = minute.revenue_minor.entry(currency.clone()).or_default();
-        for item in &order.items {
-            *revenue += i128::from(item.line_total_minor);
-            let units = u64::try_from(item.quantity).unwrap_or(0);
-            *self.units_by_product.entry(item.product_id.clone()).or_default() += units;
-            *self.units_by_category.entry(item.category.clone()).or_default() += units;
+        for item in event.order.iter().flat_map(|o| &o.items) {
+            *self.0.entry(item.product_id.clone()).or_default() += u64::try_from(item.quantity).unwrap_or(0);
         }
+    }
+}
+
+impl Digest {
+    /// A batch's digest: its minute aggregates, and its units per product.
+    pub fn of_batch(aggregates: &MinuteAggregates, products: ProductUnits) -> Self {
+        let mut d = Digest { units_by_product: products.0, ..Digest::default() };
+        for (k, c) in &aggregates.funnel {
+            let counts = [
+                (EventType::PageView, c.page_views),
+                (EventType::ProductView, c.product_views),
+                (EventType::AddToCart, c.add_to_carts),
+                (EventType::RemoveFromCart, c.remove_from_carts),
+                (EventType::CheckoutStarted, c.checkouts),
+                (EventType::OrderPlaced, c.orders),
+            ];
+            for (t, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
+                *d.event_types.entry(t).or_default() += n as u64;
+            }
+            if c.orders > 0 {
+                d.minutes.entry(k.window_start_ms).or_default().orders += c.orders as u64;
+            }
+        }
+        for (k, rows) in &aggregates.sales {
+            let minute = d.minutes.entry(k.window_start_ms).or_default();
+            let revenue = minute.revenue_minor.entry(k.currency.clone()).or_default();
+            for m in rows {
+                *revenue += i128::from(m.revenue_minor);
+                *d.units_by_category.entry(k.category.clone()).or_default() += u64::try_from(m.units).unwrap_or(0);
+            }
+        }
+        d
     }
 
     pub fn merge(&mut self, other: Digest) {
@@ -94,11 +120,19 @@ mod tests {
     const VIEW: &str = r#"{"event_id":"v1","event_type":"page_view","event_time":"2026-11-23T10:16:00Z",
         "session_id":"s","country":"DE","device":"web","page":"/"}"#;
 
+    fn digest(events: &[Event]) -> Digest {
+        let mut aggregates = MinuteAggregates::default();
+        let mut products = ProductUnits::default();
+        for e in events {
+            aggregates.add(e);
+            products.add(e);
+        }
+        Digest::of_batch(&aggregates, products)
+    }
+
     #[test]
     fn orders_land_in_their_event_time_minute_with_units_per_product_and_category() {
-        let mut d = Digest::default();
-        d.add(&event(ORDER));
-        d.add(&event(VIEW));
+        let d = digest(&[event(ORDER), event(VIEW)]);
         let minute = minute("2026-11-23T10:15:00Z");
         assert_eq!(d.minutes.len(), 1);
         assert_eq!(d.minutes[&minute].orders, 1);

@@ -12,7 +12,7 @@ use sink::{encode_parquet, layout, DatasetBuilder};
 
 use crate::cache::{ShardCache, ShardKey};
 use crate::dedup::{KeptIds, WindowBatch};
-use crate::digest::Digest;
+use crate::digest::{Digest, ProductUnits};
 use crate::kinesis::{cmp_sequence, InputRecord, KinesisEvent};
 use crate::ledger::io::{self, CommitCache, Created, Located};
 use crate::ledger::record::{encode_fingerprints, sequence_fingerprint, ArrivalSpan, FORMAT};
@@ -378,6 +378,7 @@ impl<S: ObjectStore> Processor<S> {
         let mut report = BatchReport::default();
         let mut batch = WindowBatch::new(prior);
         let mut builder = DatasetBuilder::new();
+        let mut products = ProductUnits::default();
         for &i in idx {
             let r = &records[i];
             let outcome = if r.undecodable {
@@ -388,7 +389,7 @@ impl<S: ObjectStore> Processor<S> {
             match outcome {
                 Ok(event) if batch.is_duplicate(&event.event_id, r.meta.arrival_ms) => report.duplicates += 1,
                 Ok(event) => {
-                    report.digest.add(&event);
+                    products.add(&event);
                     builder.add_event(&event, &r.meta)
                 }
                 Err(rejection) => {
@@ -398,6 +399,7 @@ impl<S: ObjectStore> Processor<S> {
             }
         }
         let delta = batch.finish();
+        report.digest = Digest::of_batch(builder.aggregates(), products);
         report.events = builder.event_count();
         report.quarantined = builder.quarantine_count();
 

@@ -6,8 +6,7 @@
 //! - [`dedup`]: the `event_id` window;
 //! - [`config`]: the environment of contract section 3;
 //! - [`digest`]: what a batch committed, in the figures a dashboard charts;
-//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch;
-//! - [`runtime_api`]: a local Lambda Runtime API, to run the real bootstrap as Lambda does.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch.
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
 
@@ -19,6 +18,5 @@ mod handler;
 pub mod kinesis;
 pub mod ledger;
 pub mod metrics;
-pub mod runtime_api;
 
 pub use handler::{BatchReport, Processor, ProcessorConfig};

@@ -22,16 +22,16 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .init();
 
-    let (bucket, prefix) = OutputConfig::from_env().map_err(|e| {
-        tracing::error!(error = %e, "bad configuration");
-        e
-    })?;
-    let config = processor::config::processor_config_from_env().map_err(|e| {
-        tracing::error!(error = %e, "bad configuration");
-        e
-    })?;
-    let store = S3Store::from_env(&bucket).await?;
-    let processor = Processor::with_config(store, prefix, config);
+    let (destination, config) =
+        match OutputConfig::from_env().and_then(|d| Ok((d, processor::config::processor_config_from_env()?))) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "bad configuration");
+                return Err(e.into());
+            }
+        };
+    let store = S3Store::from_env(&destination.bucket).await?;
+    let processor = Processor::with_config(store, destination.prefix, config);
     let processor = &processor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
         let (response, report) = processor.handle(event.payload).await;

@@ -7,13 +7,94 @@
 //! and `ReasonCode`: `QuarantinedByReason`; with `Stream` and `Currency`: `RevenueMinor` (the sum
 //! of order line totals, in minor units).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::BatchReport;
 
 pub const NAMESPACE: &str = "Orderstream";
+
+/// The metrics of the summary document (dimension `Stream`), with their units: the names the
+/// Terraform dashboard and alarms use (`terraform/modules/orderstream/cloudwatch.tf`, checked
+/// by `tests/terraform.rs`).
+pub const SUMMARY_METRICS: [(&str, &str); 12] = [
+    ("RecordsIn", "Count"),
+    ("Events", "Count"),
+    ("Quarantined", "Count"),
+    ("Duplicates", "Count"),
+    ("AlreadyCommitted", "Count"),
+    ("Replayed", "Count"),
+    ("FailedRecords", "Count"),
+    ("Orders", "Count"),
+    ("MissingFiles", "Count"),
+    ("LostReplies", "Count"),
+    ("InterleavedBatches", "Count"),
+    ("BatchLatency", "Milliseconds"),
+];
+
+/// The metrics of the per-reason and per-currency documents.
+pub const DIMENSIONED_METRICS: [(&str, &str, &str); 2] =
+    [("QuarantinedByReason", "ReasonCode", "Count"), ("RevenueMinor", "Currency", "None")];
+
+/// The batch summary: the first EMF document of an invocation, written last. What the function
+/// writes and what the local Runtime API reads back, one type on both sides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchSummary {
+    pub stream: String,
+    pub request_id: String,
+    pub records_in: u64,
+    pub events: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    pub already_committed: u64,
+    pub replayed: u64,
+    pub failed_records: u64,
+    pub orders: u64,
+    pub missing_files: u64,
+    pub lost_replies: u64,
+    pub interleaved_batches: u64,
+    pub batch_latency: u64,
+    /// Quarantined records by reason code (a plain property, not a metric).
+    pub quarantined_by_reason_code: BTreeMap<String, u64>,
+}
+
+impl BatchSummary {
+    pub fn of(report: &BatchReport, request_id: &str) -> Self {
+        BatchSummary {
+            stream: report.stream.clone(),
+            request_id: request_id.to_string(),
+            records_in: report.records as u64,
+            events: report.events as u64,
+            quarantined: report.quarantined as u64,
+            duplicates: report.duplicates as u64,
+            already_committed: report.already_committed as u64,
+            replayed: report.replayed as u64,
+            failed_records: report.failed.len() as u64,
+            orders: report.digest.orders(),
+            missing_files: report.missing_files as u64,
+            lost_replies: report.lost_replies as u64,
+            interleaved_batches: u64::from(report.interleaved),
+            batch_latency: report.elapsed_ms,
+            quarantined_by_reason_code: report
+                .quarantined_by_reason
+                .iter()
+                .map(|(code, n)| (code.as_str().to_string(), *n as u64))
+                .collect(),
+        }
+    }
+
+    /// Reads a log line: the summary if it is one (an EMF document naming a request id).
+    pub fn from_log_line(line: &str) -> Option<Self> {
+        if !line.starts_with('{') || !line.contains("\"_aws\"") || !line.contains("\"RequestId\"") {
+            return None;
+        }
+        serde_json::from_str(line).ok()
+    }
+}
 
 fn document(timestamp_ms: i64, dimensions: &[&str], metrics: &[(&str, &str)], values: Value) -> Value {
     let mut doc = json!({
@@ -33,64 +114,30 @@ fn document(timestamp_ms: i64, dimensions: &[&str], metrics: &[(&str, &str)], va
 }
 
 /// The EMF documents of one batch; none for an empty batch (it has no stream to name). The
-/// first also carries, as plain properties, the invocation's `RequestId` and
-/// `QuarantinedByReasonCode` (code to count), so that one log line tells the whole batch.
+/// first is the [`BatchSummary`], which also carries, as plain properties, the invocation's
+/// `RequestId` and `QuarantinedByReasonCode`, so that one log line tells the whole batch.
 pub fn documents(report: &BatchReport, timestamp_ms: i64, request_id: &str) -> Vec<Value> {
     if report.records == 0 {
         return Vec::new();
     }
     let stream = &report.stream;
-    let mut docs = vec![document(
-        timestamp_ms,
-        &["Stream"],
-        &[
-            ("RecordsIn", "Count"),
-            ("Events", "Count"),
-            ("Quarantined", "Count"),
-            ("Duplicates", "Count"),
-            ("AlreadyCommitted", "Count"),
-            ("Replayed", "Count"),
-            ("FailedRecords", "Count"),
-            ("Orders", "Count"),
-            ("MissingFiles", "Count"),
-            ("LostReplies", "Count"),
-            ("InterleavedBatches", "Count"),
-            ("BatchLatency", "Milliseconds"),
-        ],
-        json!({
-            "Stream": stream,
-            "RecordsIn": report.records,
-            "Events": report.events,
-            "Quarantined": report.quarantined,
-            "Duplicates": report.duplicates,
-            "AlreadyCommitted": report.already_committed,
-            "Replayed": report.replayed,
-            "FailedRecords": report.failed.len(),
-            "Orders": report.digest.orders(),
-            "MissingFiles": report.missing_files,
-            "LostReplies": report.lost_replies,
-            "InterleavedBatches": u8::from(report.interleaved),
-            "BatchLatency": report.elapsed_ms,
-            "RequestId": request_id,
-            "QuarantinedByReasonCode": report.quarantined_by_reason.iter()
-                .map(|(code, n)| (code.as_str().to_string(), json!(n)))
-                .collect::<serde_json::Map<_, _>>(),
-        }),
-    )];
+    let summary = serde_json::to_value(BatchSummary::of(report, request_id)).unwrap_or_default();
+    let mut docs = vec![document(timestamp_ms, &["Stream"], &SUMMARY_METRICS, summary)];
+    let [(by_reason, reason_dim, reason_unit), (revenue, currency_dim, revenue_unit)] = DIMENSIONED_METRICS;
     for (code, n) in &report.quarantined_by_reason {
         docs.push(document(
             timestamp_ms,
-            &["Stream", "ReasonCode"],
-            &[("QuarantinedByReason", "Count")],
-            json!({"Stream": stream, "ReasonCode": code.as_str(), "QuarantinedByReason": n}),
+            &["Stream", reason_dim],
+            &[(by_reason, reason_unit)],
+            json!({"Stream": stream, reason_dim: code.as_str(), by_reason: n}),
         ));
     }
-    for (currency, revenue) in &report.digest.revenue_by_currency() {
+    for (currency, amount) in &report.digest.revenue_by_currency() {
         docs.push(document(
             timestamp_ms,
-            &["Stream", "Currency"],
-            &[("RevenueMinor", "None")],
-            json!({"Stream": stream, "Currency": currency, "RevenueMinor": *revenue as f64}),
+            &["Stream", currency_dim],
+            &[(revenue, revenue_unit)],
+            json!({"Stream": stream, currency_dim: currency, revenue: *amount as f64}),
         ));
     }
     docs
@@ -158,5 +205,9 @@ mod tests {
         assert_eq!((docs[2]["Currency"].as_str(), docs[2]["RevenueMinor"].as_f64()), (Some("EUR"), Some(1500.0)));
         assert_eq!(docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stream", "Currency"]]));
         assert!(documents(&BatchReport::default(), 0, "r").is_empty(), "an empty batch names no stream");
+        // The summary line reads back as the same type.
+        let back = BatchSummary::from_log_line(&main.to_string()).unwrap();
+        assert_eq!(back, BatchSummary::of(&report, "req-1"));
+        assert_eq!(BatchSummary::from_log_line(&docs[1].to_string()), None, "not a summary");
     }
 }

@@ -61,9 +61,7 @@ pub struct Shard {
 pub enum ApiError {
     #[error("stream {0:?} was not found: create it first, or check --stream and AWS_REGION")]
     StreamNotFound(String),
-    #[error(
-        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role"
-    )]
+    #[error("{}", awsenv::NO_CREDENTIALS)]
     NoCredentials,
     #[error("AWS refused the credentials or the permissions: {0}")]
     Credentials(String),
@@ -91,12 +89,8 @@ impl SdkKinesis {
     }
 
     /// A client from the SDK's standard environment (AWS_REGION, credentials, AWS_ENDPOINT_URL).
-    pub async fn from_env() -> Result<Self, String> {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        if shared.region().is_none() {
-            return Err("no AWS region configured: set AWS_REGION (for example AWS_REGION=us-east-1)".into());
-        }
-        Ok(SdkKinesis::new(aws_sdk_kinesis::Client::new(&shared)))
+    pub async fn from_env() -> Result<Self, awsenv::AwsEnvError> {
+        Ok(SdkKinesis::new(aws_sdk_kinesis::Client::new(&awsenv::load().await?)))
     }
 }
 
@@ -105,8 +99,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let message = one_line(&DisplayErrorContext(&e).to_string());
-    if message.contains("no credentials found") {
+    let message = awsenv::one_line(DisplayErrorContext(&e));
+    if awsenv::is_no_credentials(&message) {
         return ApiError::NoCredentials;
     }
     match e.code() {
@@ -128,11 +122,6 @@ where
         // Timeouts, connection errors, 5xx without a code: worth another try.
         None => ApiError::Other { message, retryable: true },
     }
-}
-
-/// The SDK's error chains span lines; a message here is one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[async_trait]

@@ -15,8 +15,8 @@ mod json;
 pub mod kinesis;
 mod rng;
 mod storefront;
-mod truth;
+pub mod truth;
 
 pub use json::{push_timestamp, write_event, Anonymous, Overrides};
 pub use storefront::{Config, Faults, Generated, Kind, Storefront};
-pub use truth::Truth;
+pub use truth::{Exact, Truth, TruthManifest};

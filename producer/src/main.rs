@@ -97,12 +97,9 @@ enum KeyStrategy {
     Weighted,
 }
 
-fn parse_start(s: &str) -> Result<i64, String> {
+fn parse_start(s: &str) -> Result<i64, model::TimeError> {
     if s == "now" {
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .map_err(|e| e.to_string());
+        return Ok(model::now_ms());
     }
     model::parse_rfc3339(s).map(|t| t.millis)
 }
@@ -122,7 +119,7 @@ fn storefront(cli: &Cli) -> Storefront {
 
 fn write_truth(cli: &Cli, truth: &Truth) -> anyhow::Result<()> {
     if let Some(path) = &cli.truth {
-        let json = serde_json::to_vec_pretty(&truth.to_json(cli.seed))?;
+        let json = serde_json::to_vec_pretty(&truth.manifest(cli.seed))?;
         std::fs::write(path, json).with_context(|| format!("cannot write the truth manifest {}", path.display()))?;
     }
     Ok(())
@@ -185,7 +182,7 @@ fn summary(stats: &SendStats, elapsed: Duration) -> String {
 }
 
 async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool> {
-    let api = SdkKinesis::from_env().await.map_err(anyhow::Error::msg)?;
+    let api = SdkKinesis::from_env().await?;
     let strategy = match cli.partition_key {
         KeyStrategy::Session => Strategy::Session,
         KeyStrategy::Random => Strategy::Random,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use model::{EventType, MinuteAggregates, ReasonCode};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::storefront::{Generated, Kind};
 
@@ -21,9 +21,111 @@ pub struct Truth {
     aggregates: MinuteAggregates,
 }
 
-/// A JSON integer, or a string where it does not fit 64 bits (readers then see it exactly).
-fn number(v: i128) -> Value {
-    i64::try_from(v).map_or_else(|_| Value::String(v.to_string()), Value::from)
+/// An exact integer: a JSON number, or a string where it does not fit 64 bits (readers then
+/// see it exactly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Exact(pub i128);
+
+impl Serialize for Exact {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(self.0) {
+            Ok(v) => s.serialize_i64(v),
+            Err(_) => s.serialize_str(&self.0.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Exact {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(i64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(Exact(i128::from(v))),
+            Repr::Text(t) => t.parse().map(Exact).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The truth manifest: what the produced records must become in each table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthManifest {
+    pub seed: u64,
+    pub records: u64,
+    pub duplicates: u64,
+    pub late_events: u64,
+    pub tables: TruthTables,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthTables {
+    pub events: EventsTruth,
+    pub order_items: OrderItemsTruth,
+    pub sales_minute: KeyedRows<SalesTruth>,
+    pub funnel_minute: KeyedRows<FunnelTruth>,
+    pub quarantine: QuarantineTruth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsTruth {
+    pub rows: u64,
+    pub by_event_type: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItemsTruth {
+    pub rows: u64,
+    pub units: Exact,
+    pub line_total_minor_by_currency: BTreeMap<String, Exact>,
+}
+
+/// Every key of an aggregate table with its summed measures, as a reader summing rows gets them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyedRows<T> {
+    pub keys: usize,
+    pub rows: Vec<T>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SalesTruth {
+    /// RFC 3339, UTC milliseconds.
+    pub window_start: String,
+    pub country: String,
+    pub category: String,
+    pub currency: String,
+    pub order_lines: Exact,
+    pub units: Exact,
+    pub revenue_minor: Exact,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelTruth {
+    /// RFC 3339, UTC milliseconds.
+    pub window_start: String,
+    pub country: String,
+    pub device: String,
+    pub page_views: i64,
+    pub product_views: i64,
+    pub add_to_carts: i64,
+    pub remove_from_carts: i64,
+    pub checkouts: i64,
+    pub orders: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineTruth {
+    pub rows: u64,
+    pub by_reason_code: BTreeMap<String, u64>,
+}
+
+impl TruthManifest {
+    /// Events of a type (0 when none).
+    pub fn events_of(&self, t: EventType) -> u64 {
+        self.tables.events.by_event_type.get(t.as_str()).copied().unwrap_or(0)
+    }
 }
 
 impl Truth {
@@ -59,58 +161,66 @@ impl Truth {
 
     /// The manifest. Counts per table; for the aggregate tables every key with its summed
     /// measures (timestamps as RFC 3339 UTC milliseconds), as a reader summing rows gets them.
-    pub fn to_json(&self, seed: u64) -> Value {
-        let events: u64 = self.events_by_type.values().sum();
-        let sales: Vec<Value> = self
+    pub fn manifest(&self, seed: u64) -> TruthManifest {
+        let sales: Vec<SalesTruth> = self
             .aggregates
             .sales
             .iter()
             .map(|(k, rows)| {
-                let sum = |f: fn(&model::SalesMeasures) -> i64| number(rows.iter().map(|m| i128::from(f(m))).sum());
-                json!({
-                    "window_start": model::format_millis(k.window_start_ms),
-                    "country": k.country, "category": k.category, "currency": k.currency,
-                    "order_lines": sum(|m| m.order_lines), "units": sum(|m| m.units),
-                    "revenue_minor": sum(|m| m.revenue_minor),
-                })
+                let sum = |f: fn(&model::SalesMeasures) -> i64| Exact(rows.iter().map(|m| i128::from(f(m))).sum());
+                SalesTruth {
+                    window_start: model::format_millis(k.window_start_ms),
+                    country: k.country.clone(),
+                    category: k.category.clone(),
+                    currency: k.currency.clone(),
+                    order_lines: sum(|m| m.order_lines),
+                    units: sum(|m| m.units),
+                    revenue_minor: sum(|m| m.revenue_minor),
+                }
             })
             .collect();
-        let funnel: Vec<Value> = self
+        let funnel: Vec<FunnelTruth> = self
             .aggregates
             .funnel
             .iter()
-            .map(|(k, c)| {
-                json!({
-                    "window_start": model::format_millis(k.window_start_ms),
-                    "country": k.country, "device": k.device,
-                    "page_views": c.page_views, "product_views": c.product_views,
-                    "add_to_carts": c.add_to_carts, "remove_from_carts": c.remove_from_carts,
-                    "checkouts": c.checkouts, "orders": c.orders,
-                })
+            .map(|(k, c)| FunnelTruth {
+                window_start: model::format_millis(k.window_start_ms),
+                country: k.country.clone(),
+                device: k.device.clone(),
+                page_views: c.page_views,
+                product_views: c.product_views,
+                add_to_carts: c.add_to_carts,
+                remove_from_carts: c.remove_from_carts,
+                checkouts: c.checkouts,
+                orders: c.orders,
             })
             .collect();
-        json!({
-            "seed": seed,
-            "records": self.records,
-            "duplicates": self.duplicates,
-            "late_events": self.late,
-            "tables": {
-                "events": {
-                    "rows": events,
-                    "by_event_type": self.events_by_type.iter().map(|(t, n)| (t.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+        TruthManifest {
+            seed,
+            records: self.records,
+            duplicates: self.duplicates,
+            late_events: self.late,
+            tables: TruthTables {
+                events: EventsTruth {
+                    rows: self.events_by_type.values().sum(),
+                    by_event_type: self.events_by_type.iter().map(|(t, n)| (t.as_str().to_string(), *n)).collect(),
                 },
-                "order_items": {
-                    "rows": self.order_items,
-                    "units": number(self.units),
-                    "line_total_minor_by_currency": self.line_totals.iter().map(|(c, v)| (c.clone(), number(*v))).collect::<BTreeMap<_, _>>(),
+                order_items: OrderItemsTruth {
+                    rows: self.order_items,
+                    units: Exact(self.units),
+                    line_total_minor_by_currency: self
+                        .line_totals
+                        .iter()
+                        .map(|(c, v)| (c.clone(), Exact(*v)))
+                        .collect(),
                 },
-                "sales_minute": { "keys": sales.len(), "rows": sales },
-                "funnel_minute": { "keys": funnel.len(), "rows": funnel },
-                "quarantine": {
-                    "rows": self.quarantine.values().sum::<u64>(),
-                    "by_reason_code": self.quarantine.iter().map(|(c, n)| (c.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+                sales_minute: KeyedRows { keys: sales.len(), rows: sales },
+                funnel_minute: KeyedRows { keys: funnel.len(), rows: funnel },
+                quarantine: QuarantineTruth {
+                    rows: self.quarantine.values().sum(),
+                    by_reason_code: self.quarantine.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect(),
                 },
             },
-        })
+        }
     }
 }

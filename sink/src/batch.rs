@@ -36,8 +36,22 @@ fn ts() -> TimestampMillisecondBuilder {
     TimestampMillisecondBuilder::new().with_timezone("UTC")
 }
 
-fn finish_batch(table: Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
-    RecordBatch::try_new(table.schema(), columns)
+/// A table's record batch from its columns by name, put in the order of [`Table::schema`] (the
+/// one home of the column order): a column missing, extra or misnamed is an error.
+fn finish_batch(table: Table, mut columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, ArrowError> {
+    let schema = table.schema();
+    let mut ordered = Vec::with_capacity(columns.len());
+    for field in schema.fields() {
+        let at = columns
+            .iter()
+            .position(|(name, _)| name == field.name())
+            .ok_or_else(|| ArrowError::SchemaError(format!("{table}: the builder has no column {}", field.name())))?;
+        ordered.push(columns.swap_remove(at).1);
+    }
+    if let Some((extra, _)) = columns.first() {
+        return Err(ArrowError::SchemaError(format!("{table}: the builder has a column {extra} the schema lacks")));
+    }
+    RecordBatch::try_new(schema, ordered)
 }
 
 struct EventColumns {
@@ -119,27 +133,27 @@ impl EventColumns {
         finish_batch(
             Table::Events,
             vec![
-                Arc::new(self.event_id.finish()),
-                Arc::new(self.event_type.finish()),
-                Arc::new(self.event_time.finish()),
-                Arc::new(self.session_id.finish()),
-                Arc::new(self.customer_id.finish()),
-                Arc::new(self.country.finish()),
-                Arc::new(self.device.finish()),
-                Arc::new(self.page.finish()),
-                Arc::new(self.product_id.finish()),
-                Arc::new(self.category.finish()),
-                Arc::new(self.quantity.finish()),
-                Arc::new(self.unit_price_minor.finish()),
-                Arc::new(self.cart_value_minor.finish()),
-                Arc::new(self.order_id.finish()),
-                Arc::new(self.units.finish()),
-                Arc::new(self.total_minor.finish()),
-                Arc::new(self.currency.finish()),
-                Arc::new(self.shard_id.finish()),
-                Arc::new(self.sequence_number.finish()),
-                Arc::new(self.sub_sequence_number.finish()),
-                Arc::new(self.arrival_time.finish()),
+                ("event_id", Arc::new(self.event_id.finish()) as ArrayRef),
+                ("event_type", Arc::new(self.event_type.finish()) as ArrayRef),
+                ("event_time", Arc::new(self.event_time.finish()) as ArrayRef),
+                ("session_id", Arc::new(self.session_id.finish()) as ArrayRef),
+                ("customer_id", Arc::new(self.customer_id.finish()) as ArrayRef),
+                ("country", Arc::new(self.country.finish()) as ArrayRef),
+                ("device", Arc::new(self.device.finish()) as ArrayRef),
+                ("page", Arc::new(self.page.finish()) as ArrayRef),
+                ("product_id", Arc::new(self.product_id.finish()) as ArrayRef),
+                ("category", Arc::new(self.category.finish()) as ArrayRef),
+                ("quantity", Arc::new(self.quantity.finish()) as ArrayRef),
+                ("unit_price_minor", Arc::new(self.unit_price_minor.finish()) as ArrayRef),
+                ("cart_value_minor", Arc::new(self.cart_value_minor.finish()) as ArrayRef),
+                ("order_id", Arc::new(self.order_id.finish()) as ArrayRef),
+                ("units", Arc::new(self.units.finish()) as ArrayRef),
+                ("total_minor", Arc::new(self.total_minor.finish()) as ArrayRef),
+                ("currency", Arc::new(self.currency.finish()) as ArrayRef),
+                ("shard_id", Arc::new(self.shard_id.finish()) as ArrayRef),
+                ("sequence_number", Arc::new(self.sequence_number.finish()) as ArrayRef),
+                ("sub_sequence_number", Arc::new(self.sub_sequence_number.finish()) as ArrayRef),
+                ("arrival_time", Arc::new(self.arrival_time.finish()) as ArrayRef),
             ],
         )
     }
@@ -200,18 +214,18 @@ impl OrderItemColumns {
         finish_batch(
             Table::OrderItems,
             vec![
-                Arc::new(self.order_id.finish()),
-                Arc::new(self.event_id.finish()),
-                Arc::new(self.event_time.finish()),
-                Arc::new(self.line_number.finish()),
-                Arc::new(self.customer_id.finish()),
-                Arc::new(self.country.finish()),
-                Arc::new(self.product_id.finish()),
-                Arc::new(self.category.finish()),
-                Arc::new(self.quantity.finish()),
-                Arc::new(self.unit_price_minor.finish()),
-                Arc::new(self.line_total_minor.finish()),
-                Arc::new(self.currency.finish()),
+                ("order_id", Arc::new(self.order_id.finish()) as ArrayRef),
+                ("event_id", Arc::new(self.event_id.finish()) as ArrayRef),
+                ("event_time", Arc::new(self.event_time.finish()) as ArrayRef),
+                ("line_number", Arc::new(self.line_number.finish()) as ArrayRef),
+                ("customer_id", Arc::new(self.customer_id.finish()) as ArrayRef),
+                ("country", Arc::new(self.country.finish()) as ArrayRef),
+                ("product_id", Arc::new(self.product_id.finish()) as ArrayRef),
+                ("category", Arc::new(self.category.finish()) as ArrayRef),
+                ("quantity", Arc::new(self.quantity.finish()) as ArrayRef),
+                ("unit_price_minor", Arc::new(self.unit_price_minor.finish()) as ArrayRef),
+                ("line_total_minor", Arc::new(self.line_total_minor.finish()) as ArrayRef),
+                ("currency", Arc::new(self.currency.finish()) as ArrayRef),
             ],
         )
     }
@@ -257,14 +271,14 @@ impl QuarantineColumns {
         finish_batch(
             Table::Quarantine,
             vec![
-                Arc::new(self.shard_id.finish()),
-                Arc::new(self.sequence_number.finish()),
-                Arc::new(self.sub_sequence_number.finish()),
-                Arc::new(self.partition_key.finish()),
-                Arc::new(self.arrival_time.finish()),
-                Arc::new(self.reason_code.finish()),
-                Arc::new(self.reason.finish()),
-                Arc::new(self.data.finish()),
+                ("shard_id", Arc::new(self.shard_id.finish()) as ArrayRef),
+                ("sequence_number", Arc::new(self.sequence_number.finish()) as ArrayRef),
+                ("sub_sequence_number", Arc::new(self.sub_sequence_number.finish()) as ArrayRef),
+                ("partition_key", Arc::new(self.partition_key.finish()) as ArrayRef),
+                ("arrival_time", Arc::new(self.arrival_time.finish()) as ArrayRef),
+                ("reason_code", Arc::new(self.reason_code.finish()) as ArrayRef),
+                ("reason", Arc::new(self.reason.finish()) as ArrayRef),
+                ("data", Arc::new(self.data.finish()) as ArrayRef),
             ],
         )
     }
@@ -288,13 +302,13 @@ fn sales_batch<'a>(
     finish_batch(
         Table::SalesMinute,
         vec![
-            Arc::new(window.finish()),
-            Arc::new(country.finish()),
-            Arc::new(category.finish()),
-            Arc::new(currency.finish()),
-            Arc::new(lines.finish()),
-            Arc::new(units.finish()),
-            Arc::new(revenue.finish()),
+            ("window_start", Arc::new(window.finish()) as ArrayRef),
+            ("country", Arc::new(country.finish())),
+            ("category", Arc::new(category.finish())),
+            ("currency", Arc::new(currency.finish())),
+            ("order_lines", Arc::new(lines.finish())),
+            ("units", Arc::new(units.finish())),
+            ("revenue_minor", Arc::new(revenue.finish())),
         ],
     )
 }
@@ -313,9 +327,13 @@ fn funnel_batch<'a>(
             b.append_value(v);
         }
     }
-    let mut columns: Vec<ArrayRef> =
-        vec![Arc::new(window.finish()), Arc::new(country.finish()), Arc::new(device.finish())];
-    columns.extend(counts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        ("window_start", Arc::new(window.finish())),
+        ("country", Arc::new(country.finish())),
+        ("device", Arc::new(device.finish())),
+    ];
+    let names = ["page_views", "product_views", "add_to_carts", "remove_from_carts", "checkouts", "orders"];
+    columns.extend(names.into_iter().zip(counts.iter_mut()).map(|(n, b)| (n, Arc::new(b.finish()) as ArrayRef)));
     finish_batch(Table::FunnelMinute, columns)
 }
 
@@ -395,5 +413,44 @@ impl DatasetBuilder {
             push(Table::Quarantine, p, cols.finish()?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Int64Array, StringArray};
+
+    #[test]
+    fn columns_are_placed_by_name_in_the_schemas_order() {
+        let col = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+        let ts = || Arc::new(arrow_array::TimestampMillisecondArray::from(vec![0]).with_timezone("UTC")) as ArrayRef;
+        let num = || Arc::new(Int64Array::from(vec![1])) as ArrayRef;
+        // Given in another order (currency before country), placed as the schema says.
+        let given = vec![
+            ("currency", col("EUR")),
+            ("window_start", ts()),
+            ("category", col("shoes")),
+            ("country", col("DE")),
+            ("order_lines", num()),
+            ("units", num()),
+            ("revenue_minor", num()),
+        ];
+        let batch = finish_batch(Table::SalesMinute, given.clone()).unwrap();
+        let country = batch
+            .column_by_name("country")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .value(0)
+            .to_string();
+        assert_eq!((country.as_str(), batch.schema().field(1).name().as_str()), ("DE", "country"));
+        let mut missing = given.clone();
+        missing.retain(|(n, _)| *n != "units");
+        assert!(finish_batch(Table::SalesMinute, missing).unwrap_err().to_string().contains("no column units"));
+        let mut extra = given;
+        extra.push(("bonus", num()));
+        assert!(finish_batch(Table::SalesMinute, extra).unwrap_err().to_string().contains("column bonus"));
     }
 }

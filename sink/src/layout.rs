@@ -40,16 +40,25 @@ pub fn data_key(prefix: &str, table: Table, partition: Partition, stem: &str) ->
     format!("{}{stem}.parquet", partition_dir(prefix, table, partition))
 }
 
-/// Checks an `ANALYTICS_PREFIX`: empty, or relative path segments ending with `/`.
-pub fn check_prefix(prefix: &str) -> Result<(), String> {
+/// A key prefix the datasets cannot live under.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PrefixError {
+    #[error("the key prefix {0:?} must end with '/'")]
+    NoTrailingSlash(String),
+    #[error("the key prefix {0:?} must be relative path segments like \"analytics/\"")]
+    NotRelative(String),
+}
+
+/// Checks a datasets' key prefix: empty, or relative path segments ending with `/`.
+pub fn check_prefix(prefix: &str) -> Result<(), PrefixError> {
     if prefix.is_empty() {
         return Ok(());
     }
     if !prefix.ends_with('/') {
-        return Err(format!("ANALYTICS_PREFIX {prefix:?} must end with '/'"));
+        return Err(PrefixError::NoTrailingSlash(prefix.to_string()));
     }
     if prefix.starts_with('/') || prefix[..prefix.len() - 1].split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(format!("ANALYTICS_PREFIX {prefix:?} must be relative path segments like \"analytics/\""));
+        return Err(PrefixError::NotRelative(prefix.to_string()));
     }
     Ok(())
 }

@@ -34,6 +34,29 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The `processor` binary (the Lambda bootstrap) of this workspace, built (once per test process,
+/// with the profile and target directory of the tests) if it is not up to date.
+pub fn processor_bootstrap() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "processor", "--bin", "processor", "--message-format=json"])
+                .current_dir(repo_root())
+                .output()
+                .expect("cannot run cargo to build the processor");
+            assert!(out.status.success(), "building the processor failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .find(|p| p.file_name().is_some_and(|n| n == "processor"))
+                .expect("cargo named the processor's executable")
+        })
+        .clone()
+}
+
 /// A script of this crate (testkit/scripts/).
 pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
-pub use s3::{endpoint_url_is_set, S3Store};
+pub use s3::{S3ConfigError, S3Store};
 
 /// A failed store operation, naming the operation, the key and the store.
 #[derive(Debug, thiserror::Error)]

@@ -17,10 +17,13 @@ pub struct S3Store {
     bucket: String,
 }
 
-/// Whether the SDK's standard environment names a custom endpoint (moto, MinIO, LocalStack...):
-/// such endpoints are addressed path-style.
-pub fn endpoint_url_is_set() -> bool {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+/// Why an [`S3Store`] cannot be made from the environment.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum S3ConfigError {
+    #[error("the bucket name is empty")]
+    EmptyBucket,
+    #[error(transparent)]
+    Env(#[from] awsenv::AwsEnvError),
 }
 
 impl S3Store {
@@ -30,16 +33,14 @@ impl S3Store {
 
     /// A client from the SDK's standard environment (region, credentials, `AWS_ENDPOINT_URL` /
     /// `AWS_ENDPOINT_URL_S3`), path-style when an endpoint URL is set.
-    pub async fn from_env(bucket: impl Into<String>) -> Result<Self, String> {
+    pub async fn from_env(bucket: impl Into<String>) -> Result<Self, S3ConfigError> {
         let bucket = bucket.into();
         if bucket.is_empty() {
-            return Err("ANALYTICS_BUCKET is empty: set it to the name of the dataset bucket".into());
+            return Err(S3ConfigError::EmptyBucket);
         }
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        if shared.region().is_none() {
-            return Err("no AWS region configured: set AWS_REGION (for example AWS_REGION=us-east-1)".into());
-        }
-        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(endpoint_url_is_set()).build();
+        let shared = awsenv::load().await?;
+        let config =
+            aws_sdk_s3::config::Builder::from(&shared).force_path_style(awsenv::endpoint_url_is_set("s3")).build();
         Ok(S3Store::new(Client::from_conf(config), bucket))
     }
 
@@ -52,15 +53,7 @@ impl S3Store {
         E: std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let text = DisplayErrorContext(e).to_string();
-        let message = if text.contains("no credentials found") {
-            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role"
-                .to_string()
-        } else {
-            // The SDK's error chains span lines; a store error is one line.
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
-        };
-        StoreError::new(op, key, &self.describe(), message)
+        StoreError::new(op, key, &self.describe(), awsenv::one_line(DisplayErrorContext(e)))
     }
 }
 

@@ -1,37 +1,46 @@
 output "stream_name" {
-  value = module.orderstream.stream_name
+  description = "The Kinesis stream the storefront writes to (producer --stream)."
+  value       = module.orderstream.stream_name
 }
 
 output "bucket" {
-  value = module.orderstream.bucket
+  description = "The dataset bucket (ANALYTICS_BUCKET)."
+  value       = module.orderstream.bucket
 }
 
 output "function_name" {
-  value = module.orderstream.function_name
+  description = "The processor function."
+  value       = module.orderstream.function_name
 }
 
 output "glue_database" {
-  value = module.orderstream.glue_database
+  description = "The Glue database of the five tables."
+  value       = module.orderstream.glue_database
 }
 
 output "glue_tables" {
-  value = module.orderstream.glue_tables
+  description = "Table name to its columns (name and type), as Athena sees them."
+  value       = module.orderstream.glue_tables
 }
 
 output "athena_workgroup" {
-  value = module.orderstream.athena_workgroup
+  description = "The Athena workgroup."
+  value       = module.orderstream.athena_workgroup
 }
 
 output "on_failure_queue_url" {
-  value = module.orderstream.on_failure_queue_url
+  description = "Where batches given up after their retries are recorded (orderstream replay --queue-url)."
+  value       = module.orderstream.on_failure_queue_url
 }
 
 output "ingest_url" {
-  value = module.orderstream.ingest_url
+  description = "POST browser events here (null when create_http_ingest is false)."
+  value       = module.orderstream.ingest_url
 }
 
 output "alarm_names" {
-  value = module.orderstream.alarm_names
+  description = "The stack's CloudWatch alarms."
+  value       = module.orderstream.alarm_names
 }
 
 output "alarm_topic_arn" {

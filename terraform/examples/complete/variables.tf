@@ -1,17 +1,13 @@
 variable "region" {
-  type    = string
-  default = "eu-west-1"
-}
-
-variable "endpoint" {
-  description = "One endpoint for every AWS service (an emulator such as moto_server); null for AWS."
+  description = "The AWS region of the stack."
   type        = string
-  default     = null
+  default     = "eu-west-1"
 }
 
 variable "name" {
-  type    = string
-  default = "orderstream"
+  description = "Name of the stack: prefix of every resource name."
+  type        = string
+  default     = "orderstream"
 }
 
 variable "lambda_zip" {
@@ -21,46 +17,55 @@ variable "lambda_zip" {
 }
 
 variable "architecture" {
-  type    = string
-  default = "arm64"
+  description = "arm64 or x86_64: the zip's architecture."
+  type        = string
+  default     = "arm64"
 }
 
 variable "stream_mode" {
-  type    = string
-  default = "ON_DEMAND"
+  description = "ON_DEMAND or PROVISIONED."
+  type        = string
+  default     = "ON_DEMAND"
 }
 
 variable "shard_count" {
-  type    = number
-  default = 4
+  description = "Shards of a PROVISIONED stream."
+  type        = number
+  default     = 4
 }
 
 variable "analytics_prefix" {
-  type    = string
-  default = ""
+  description = "Key prefix of every dataset: empty or ending with '/'."
+  type        = string
+  default     = ""
 }
 
 variable "alarm_actions" {
-  type    = list(string)
-  default = []
+  description = "More ARNs notified by the alarms, besides the created alarm topic."
+  type        = list(string)
+  default     = []
 }
 
-variable "enable_http_ingest" {
-  type    = bool
-  default = true
+variable "create_http_ingest" {
+  description = "Create the API Gateway ingest."
+  type        = bool
+  default     = true
 }
 
 variable "create_named_queries" {
-  type    = bool
-  default = true
+  description = "Create the Athena named queries."
+  type        = bool
+  default     = true
 }
 
 variable "force_destroy" {
-  type    = bool
-  default = false
+  description = "Let terraform destroy delete a bucket that holds data."
+  type        = bool
+  default     = false
 }
 
-variable "set_api_gateway_account_logging_role" {
-  type    = bool
-  default = true
+variable "create_api_gateway_account_logging_role" {
+  description = "Set the account's API Gateway CloudWatch Logs role (once per account and region)."
+  type        = bool
+  default     = true
 }

@@ -5,7 +5,7 @@
 # Browsers may call it from any origin (CORS).
 
 locals {
-  api_count = var.enable_http_ingest ? 1 : 0
+  api_count = var.create_http_ingest ? 1 : 0
   cors = {
     "method.response.header.Access-Control-Allow-Origin"  = "'*'"
     "method.response.header.Access-Control-Allow-Headers" = "'Content-Type'"
@@ -135,7 +135,7 @@ resource "aws_api_gateway_integration" "options" {
 # The 200 answer of both methods, with the CORS headers; POST passes PutRecords' answer on (it
 # says, per record, which were throttled: the page retries those).
 locals {
-  ingest_answers = var.enable_http_ingest ? {
+  ingest_answers = var.create_http_ingest ? {
     POST    = { "application/json" = "$input.json('$')" }
     OPTIONS = {}
   } : {}
@@ -225,7 +225,7 @@ resource "aws_api_gateway_method_settings" "all" {
 # API Gateway writes access and error logs through one role per account and region. Turn this
 # off where the account already has one (it is an account-wide setting).
 resource "aws_iam_role" "apigateway_logs" {
-  count              = var.enable_http_ingest && var.set_api_gateway_account_logging_role ? 1 : 0
+  count              = var.create_http_ingest && var.create_api_gateway_account_logging_role ? 1 : 0
   name               = "${var.name}-apigateway-logs"
   assume_role_policy = data.aws_iam_policy_document.assume["apigateway"].json
   tags               = local.tags

@@ -4,7 +4,8 @@ output "stream_name" {
 }
 
 output "stream_arn" {
-  value = aws_kinesis_stream.this.arn
+  description = "The Kinesis stream's ARN (for producers' IAM policies)."
+  value       = aws_kinesis_stream.this.arn
 }
 
 output "bucket" {
@@ -18,7 +19,8 @@ output "datasets_location" {
 }
 
 output "function_name" {
-  value = aws_lambda_function.processor.function_name
+  description = "The processor function (its logs: /aws/lambda/<name>)."
+  value       = aws_lambda_function.processor.function_name
 }
 
 output "on_failure_queue_url" {
@@ -27,11 +29,13 @@ output "on_failure_queue_url" {
 }
 
 output "kms_key_arn" {
-  value = aws_kms_key.this.arn
+  description = "The stack's KMS key (stream, bucket, queue, topic, logs, Athena results)."
+  value       = aws_kms_key.this.arn
 }
 
 output "glue_database" {
-  value = aws_glue_catalog_database.this.name
+  description = "The Glue database of the five tables (Athena: SELECT ... FROM <database>.events)."
+  value       = aws_glue_catalog_database.this.name
 }
 
 output "glue_tables" {
@@ -40,16 +44,18 @@ output "glue_tables" {
 }
 
 output "athena_workgroup" {
-  value = aws_athena_workgroup.this.name
+  description = "The Athena workgroup (results encrypted, under _athena-results/)."
+  value       = aws_athena_workgroup.this.name
 }
 
 output "dashboard_name" {
-  value = aws_cloudwatch_dashboard.this.dashboard_name
+  description = "The CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
 
 output "ingest_url" {
-  description = "POST {\"events\": [...]} here from a browser (null when enable_http_ingest is false)."
-  value       = var.enable_http_ingest ? "${aws_api_gateway_stage.live[0].invoke_url}/events" : null
+  description = "POST {\"events\": [...]} here from a browser (null when create_http_ingest is false)."
+  value       = var.create_http_ingest ? "${aws_api_gateway_stage.live[0].invoke_url}/events" : null
 }
 
 output "alarm_names" {

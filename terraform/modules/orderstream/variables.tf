@@ -32,6 +32,10 @@ variable "shard_count" {
   description = "Shards of a PROVISIONED stream (each 1 MB/s and 1,000 records/s in)."
   type        = number
   default     = 4
+  validation {
+    condition     = var.shard_count >= 1
+    error_message = "shard_count is at least 1."
+  }
 }
 
 variable "retention_hours" {
@@ -67,30 +71,50 @@ variable "memory_size" {
   description = "Function memory in MB (a full 6 MB batch fits in 128; more memory also buys CPU)."
   type        = number
   default     = 512
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "memory_size is 128 to 10240 MB."
+  }
 }
 
 variable "timeout" {
   description = "Function timeout in seconds."
   type        = number
   default     = 60
+  validation {
+    condition     = var.timeout >= 1 && var.timeout <= 900
+    error_message = "timeout is 1 to 900 seconds."
+  }
 }
 
 variable "reserved_concurrency" {
   description = "Concurrent executions reserved for the function (at least one per shard is useful)."
   type        = number
   default     = 20
+  validation {
+    condition     = var.reserved_concurrency >= -1
+    error_message = "reserved_concurrency is -1 (no reservation) or more."
+  }
 }
 
 variable "log_level" {
   description = "AWS_LAMBDA_LOG_LEVEL of the function (error, warn, info, debug, trace)."
   type        = string
   default     = "info"
+  validation {
+    condition     = contains(["error", "warn", "info", "debug", "trace"], var.log_level)
+    error_message = "log_level is one of error, warn, info, debug, trace."
+  }
 }
 
 variable "log_retention_days" {
   description = "Retention of the function's CloudWatch log group."
   type        = number
   default     = 365
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days is one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
 }
 
 variable "analytics_prefix" {
@@ -110,12 +134,20 @@ variable "batch_size" {
   description = "Records per invocation at most (1 to 10000)."
   type        = number
   default     = 1000
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size is 1 to 10000."
+  }
 }
 
 variable "maximum_batching_window_in_seconds" {
   description = "How long to gather records before invoking (0 to 300): larger means fewer, bigger files."
   type        = number
   default     = 5
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300
+    error_message = "maximum_batching_window_in_seconds is 0 to 300."
+  }
 }
 
 variable "parallelization_factor" {
@@ -170,6 +202,10 @@ variable "dlq_message_retention_seconds" {
   description = "How long the on-failure queue keeps the records' locations (up to 14 days)."
   type        = number
   default     = 1209600
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
+    error_message = "dlq_message_retention_seconds is 60 to 1209600 (14 days)."
+  }
 }
 
 # --- Bucket ------------------------------------------------------------------------------------
@@ -178,6 +214,10 @@ variable "bucket_name" {
   description = "Name of the dataset bucket (default: <name>-datasets-<account id>)."
   type        = string
   default     = null
+  validation {
+    condition     = var.bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name is an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens."
+  }
 }
 
 variable "force_destroy" {
@@ -190,18 +230,30 @@ variable "quarantine_expiration_days" {
   description = "Days quarantined records are kept (0: forever)."
   type        = number
   default     = 90
+  validation {
+    condition     = var.quarantine_expiration_days >= 0
+    error_message = "quarantine_expiration_days is 0 (forever) or more."
+  }
 }
 
 variable "staging_expiration_days" {
   description = "Days after which orphaned staged files of failed commit attempts are deleted."
   type        = number
   default     = 7
+  validation {
+    condition     = var.staging_expiration_days >= 1
+    error_message = "staging_expiration_days is at least 1."
+  }
 }
 
 variable "noncurrent_version_expiration_days" {
   description = "Days an overwritten or deleted object's old version is kept (versioning is on)."
   type        = number
   default     = 7
+  validation {
+    condition     = var.noncurrent_version_expiration_days >= 1
+    error_message = "noncurrent_version_expiration_days is at least 1."
+  }
 }
 
 # --- Athena, CloudWatch, ingest ------------------------------------------------------------------
@@ -210,6 +262,10 @@ variable "athena_results_expiration_days" {
   description = "Days Athena query results are kept."
   type        = number
   default     = 30
+  validation {
+    condition     = var.athena_results_expiration_days >= 1
+    error_message = "athena_results_expiration_days is at least 1."
+  }
 }
 
 variable "create_named_queries" {
@@ -256,7 +312,7 @@ variable "failed_records_alarm_minutes" {
   }
 }
 
-variable "enable_http_ingest" {
+variable "create_http_ingest" {
   description = "Create the API Gateway REST API that puts browser events into the stream (POST /events)."
   type        = bool
   default     = true
@@ -266,9 +322,13 @@ variable "http_ingest_throttle" {
   description = "Steady requests per second (and twice as many in bursts) the ingest API accepts."
   type        = number
   default     = 500
+  validation {
+    condition     = var.http_ingest_throttle >= 1
+    error_message = "http_ingest_throttle is at least 1 request per second."
+  }
 }
 
-variable "set_api_gateway_account_logging_role" {
+variable "create_api_gateway_account_logging_role" {
   description = "Set the account's API Gateway CloudWatch Logs role (needed once per account and region for the ingest API's logs); off where one is set already."
   type        = bool
   default     = true

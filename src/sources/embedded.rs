@@ -6,15 +6,16 @@
 //! merge closes the parent shards (their records stay readable) and opens child shards that
 //! take their hash key ranges.
 
-use crate::now_ms;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use md5::{Digest, Md5};
 use producer::kinesis::{ApiError, Entry, KinesisApi, Outcome, Shard};
+
+use super::{take_within, ShardSource, StreamRecord};
+use crate::now_ms;
 
 /// Write limits of one shard.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,17 +29,6 @@ impl Default for ShardLimits {
     fn default() -> Self {
         ShardLimits { records_per_second: 1000.0, bytes_per_second: 1024.0 * 1024.0 }
     }
-}
-
-/// A record as a consumer reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamRecord {
-    /// Position in the shard (0, 1, 2, ...), for checkpoints.
-    pub position: u64,
-    pub sequence_number: String,
-    pub partition_key: String,
-    pub data: Bytes,
-    pub arrival_ms: i64,
 }
 
 struct Bucket {
@@ -293,29 +283,6 @@ impl EmbeddedStream {
     }
 }
 
-/// From `records` (whose first is at position `first`): up to `max_records` records from
-/// `position` on whose sizes add up to at most `max_bytes`, and at least one if any is there.
-pub fn take_within<'a>(
-    records: impl IntoIterator<Item = &'a StreamRecord>,
-    first: u64,
-    position: u64,
-    max_records: usize,
-    max_bytes: usize,
-    size: impl Fn(&StreamRecord) -> usize,
-) -> Vec<StreamRecord> {
-    let mut out = Vec::new();
-    let mut bytes = 0;
-    for r in records.into_iter().skip(position.saturating_sub(first) as usize).take(max_records) {
-        let n = size(r);
-        if !out.is_empty() && bytes + n > max_bytes {
-            break;
-        }
-        bytes += n;
-        out.push(r.clone());
-    }
-    out
-}
-
 #[async_trait]
 impl KinesisApi for EmbeddedStream {
     async fn put_records(&self, stream: &str, entries: &[Entry]) -> Result<Vec<Outcome>, ApiError> {
@@ -334,9 +301,55 @@ impl KinesisApi for EmbeddedStream {
     }
 }
 
+/// A shard of the embedded stream.
+pub struct EmbeddedShard {
+    pub stream: Arc<EmbeddedStream>,
+    pub shard: usize,
+    shard_id: String,
+}
+
+impl EmbeddedShard {
+    pub fn new(stream: Arc<EmbeddedStream>, shard: usize) -> Self {
+        let shard_id = stream.shard_id(shard);
+        EmbeddedShard { stream, shard, shard_id }
+    }
+}
+
+#[async_trait::async_trait]
+impl ShardSource for EmbeddedShard {
+    fn stream_name(&self) -> &str {
+        self.stream.name()
+    }
+    fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+    async fn end(&self) -> std::io::Result<u64> {
+        Ok(self.stream.end(self.shard))
+    }
+    fn read(
+        &self,
+        position: u64,
+        max_records: usize,
+        max_bytes: usize,
+        size: fn(&StreamRecord) -> usize,
+    ) -> Vec<StreamRecord> {
+        self.stream.read(self.shard, position, max_records, max_bytes, size)
+    }
+    fn trim(&self, position: u64) {
+        self.stream.trim(self.shard, position)
+    }
+    fn closed(&self) -> bool {
+        !self.stream.is_open(self.shard)
+    }
+    fn outlives_run(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn entry(pk: &str) -> Entry {
         Entry { data: Bytes::from_static(b"{}"), partition_key: pk.into(), explicit_hash_key: None }

@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use processor::metrics::BatchSummary;
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, Notify};
 
@@ -104,7 +105,7 @@ struct Shared {
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     /// The first EMF document the processor logs for an invocation (it names its `RequestId`),
     /// by request id, until the invoker takes it.
-    metrics: Mutex<HashMap<String, serde_json::Value>>,
+    metrics: Mutex<HashMap<String, BatchSummary>>,
     metrics_seen: Notify,
 }
 
@@ -273,14 +274,13 @@ impl LocalLambda {
         Ok(body)
     }
 
-    /// Invokes the function and also returns the first EMF document it logged for the
-    /// invocation (the processor's batch summary: `RecordsIn`, `Events`, `Quarantined`,
-    /// `QuarantinedByReasonCode`, ...), waiting up to `wait` for it after the answer.
+    /// Invokes the function and also returns the batch summary it logged for the invocation
+    /// ([`BatchSummary`]), waiting up to `wait` for it after the answer.
     pub async fn invoke_with_metrics(
         &self,
         payload: impl Into<Bytes>,
         wait: Duration,
-    ) -> Result<(Bytes, Option<serde_json::Value>), InvokeError> {
+    ) -> Result<(Bytes, Option<BatchSummary>), InvokeError> {
         let (id, body) = self.invoke_request(payload.into()).await?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -356,16 +356,12 @@ async fn forward_logs(
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let _ = writeln!(log, "{line}");
-        if !line.starts_with('{') || !line.contains("\"RequestId\"") {
-            continue;
-        }
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if let (Some(id), true) = (doc["RequestId"].as_str(), doc.get("_aws").is_some()) {
+        if let Some(summary) = BatchSummary::from_log_line(&line) {
             let mut kept = shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
             if kept.len() >= MAX_KEPT_METRICS {
                 kept.clear();
             }
-            kept.entry(id.to_string()).or_insert(doc);
+            kept.entry(summary.request_id.clone()).or_insert(summary);
             drop(kept);
             shared.metrics_seen.notify_waiters();
         }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use processor::runtime_api::{FunctionSpec, LocalLambda};
+use orderstream::lambda::runtime_api::{FunctionSpec, LocalLambda};
 use serde_json::Value;
 use sink::store::{ObjectStore, S3Store};
 use sink::Table;
@@ -37,7 +37,7 @@ impl World {
 
     /// The function, writing under `prefix` through the fault proxy.
     async fn lambda(&self, prefix: &str, timeout: Duration) -> LocalLambda {
-        let mut spec = FunctionSpec::new(env!("CARGO_BIN_EXE_processor"));
+        let mut spec = FunctionSpec::new(testkit::processor_bootstrap());
         spec.memory_mb = 128;
         spec.timeout = timeout;
         spec.log_file = Some(self.logs.path().join(format!("{}.log", prefix.trim_end_matches('/'))));

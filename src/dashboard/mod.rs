@@ -1,7 +1,7 @@
 //! The live dashboard of the main job: the figures the run shares (what the producer made and put,
 //! what the event source mapping and the handler committed) turned into a [`Snapshot`] once a
 //! second, served as JSON and as server-sent events beside a self-contained page
-//! (`dashboard.html`: no build step, no CDN).
+//! (`page.html`: no build step, no CDN).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -19,9 +19,9 @@ use processor::digest::Minute;
 use producer::kinesis::SendStats;
 use serde::Serialize;
 
-use crate::esm::EsmStats;
+use crate::lambda::esm::EsmStats;
 
-const PAGE: &str = include_str!("dashboard.html");
+const PAGE: &str = include_str!("page.html");
 /// Seconds of throughput history kept for the chart.
 const HISTORY: usize = 300;
 /// Minutes of orders and revenue shown: the newest and the ones before it.
@@ -194,7 +194,7 @@ fn recent_minutes(minutes: &BTreeMap<i64, Minute>) -> Vec<MinutePoint> {
     let none = Minute::default();
     (0..MINUTES)
         .rev()
-        .map(|back| newest - back * 60_000)
+        .map(|back| newest - back * model::MINUTE_MS)
         .map(|start| {
             let m = minutes.get(&start).unwrap_or(&none);
             MinutePoint {

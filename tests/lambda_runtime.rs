@@ -1,14 +1,14 @@
-//! The real `processor` binary under the local Lambda Runtime API (`processor::runtime_api`), as
+//! The real `processor` binary under the local Lambda Runtime API (`orderstream::lambda::runtime_api`), as
 //! AWS runs a `provided.al2023` bootstrap: it fetches a full-size Kinesis event (6 MB), writes to
 //! S3 (moto_server) and posts the partial batch response, within 128 MiB of memory.
 
-use processor::runtime_api::{FunctionSpec, InvokeError, LocalLambda};
+use orderstream::lambda::runtime_api::{FunctionSpec, InvokeError, LocalLambda};
 
 use testkit::records::{self, kinesis_event};
 use testkit::servers;
 
 fn spec(moto_port: u16, logs: &std::path::Path) -> FunctionSpec {
-    let mut spec = FunctionSpec::new(env!("CARGO_BIN_EXE_processor"));
+    let mut spec = FunctionSpec::new(testkit::processor_bootstrap());
     spec.memory_mb = 128;
     spec.log_file = Some(logs.to_path_buf());
     spec.env = [
@@ -71,13 +71,13 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
         let answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
         assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
         let summary = summary.as_ref().expect("the invocation's EMF summary, by its request id");
-        assert_eq!(summary["RecordsIn"], count as u64);
+        assert_eq!(summary.records_in, count as u64);
     }
     assert_eq!(
-        answers[0].1.as_ref().unwrap()["QuarantinedByReasonCode"],
-        serde_json::json!({"invalid_json": count / 50})
+        answers[0].1.as_ref().unwrap().quarantined_by_reason_code,
+        [("invalid_json".to_string(), (count / 50) as u64)].into()
     );
-    assert_ne!(answers[0].1.as_ref().unwrap()["RequestId"], answers[1].1.as_ref().unwrap()["RequestId"]);
+    assert_ne!(answers[0].1.as_ref().unwrap().request_id, answers[1].1.as_ref().unwrap().request_id);
     // JSON log lines: the first invocation committed everything, the redelivered second found
     // it all committed.
     let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).expect("JSON log line")).collect();

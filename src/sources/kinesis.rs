@@ -1,19 +1,21 @@
-//! `consume`: the local event source mapping against a real Kinesis endpoint (AWS, or
-//! moto_server), so the processor can run outside Lambda. Each open shard is read with
+//! A real Kinesis stream (AWS, or moto_server) as a shard source: each open shard is read with
 //! GetShardIterator and GetRecords (at most 5 calls a second, the service's limit per shard);
-//! fetched records stay buffered until they are checkpointed, so a retry re-reads nothing.
+//! fetched records stay buffered until they are checkpointed, so a retry re-reads nothing. Also
+//! [`read_range`], the records between two sequence numbers (a replay).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use bytes::Bytes;
+use processor::kinesis::{cmp_sequence, InputRecord};
+use sink::RecordMeta;
 
-use crate::esm::{payload_size, ShardSource};
-use crate::stream::{take_within, StreamRecord};
+use super::{take_within, ShardSource, StreamRecord};
 
 /// GetRecords calls per second and shard that Kinesis allows.
 const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
@@ -43,8 +45,7 @@ pub struct KinesisShard {
 }
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> std::io::Error {
-    let text = e.to_string();
-    std::io::Error::other(format!("{what}: {}", text.split_whitespace().collect::<Vec<_>>().join(" ")))
+    std::io::Error::other(format!("{what}: {}", awsenv::one_line(e)))
 }
 
 impl KinesisShard {
@@ -127,9 +128,15 @@ impl ShardSource for KinesisShard {
         self.fetch().await?;
         Ok(self.buffer().next)
     }
-    fn read(&self, position: u64, max_records: usize, max_bytes: usize) -> Vec<StreamRecord> {
+    fn read(
+        &self,
+        position: u64,
+        max_records: usize,
+        max_bytes: usize,
+        size: fn(&StreamRecord) -> usize,
+    ) -> Vec<StreamRecord> {
         let b = self.buffer();
-        take_within(&b.records, b.first, position, max_records, max_bytes, payload_size)
+        take_within(&b.records, b.first, position, max_records, max_bytes, size)
     }
     fn trim(&self, position: u64) {
         let mut b = self.buffer();
@@ -139,5 +146,72 @@ impl ShardSource for KinesisShard {
     }
     fn caught_up(&self) -> bool {
         self.caught_up.load(Ordering::SeqCst)
+    }
+}
+
+/// The records of a shard from `start` to `end` (inclusive), read back from the stream.
+pub async fn read_range(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard_id: &str,
+    start: &str,
+    end: &str,
+) -> anyhow::Result<Vec<InputRecord>> {
+    let what = format!("{stream} {shard_id} from {start}");
+    let it = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard_id)
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(start)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(awsenv::one_line(aws_sdk_kinesis::error::DisplayErrorContext(e))))
+        .with_context(|| format!("GetShardIterator {what}"))?;
+    let mut iterator = it.shard_iterator;
+    let mut out: Vec<InputRecord> = Vec::new();
+    while let Some(current) = iterator {
+        let page = client
+            .get_records()
+            .shard_iterator(current)
+            .limit(10_000)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(awsenv::one_line(aws_sdk_kinesis::error::DisplayErrorContext(e))))
+            .with_context(|| format!("GetRecords {what}"))?;
+        for r in page.records() {
+            if cmp_sequence(r.sequence_number(), end).is_gt() {
+                return check_start(out, start, &what);
+            }
+            out.push(InputRecord {
+                stream: stream.to_string(),
+                meta: RecordMeta {
+                    shard_id: shard_id.to_string(),
+                    sequence_number: r.sequence_number().to_string(),
+                    sub_sequence_number: 0,
+                    partition_key: r.partition_key().unwrap_or_default().to_string(),
+                    arrival_ms: r.approximate_arrival_timestamp().map_or(0, |t| t.to_millis().unwrap_or(0)),
+                },
+                data: r.data().as_ref().to_vec(),
+                undecodable: false,
+            });
+        }
+        let caught_up = page.records().is_empty() && page.millis_behind_latest().unwrap_or(0) == 0;
+        if caught_up || out.last().is_some_and(|r| r.meta.sequence_number == end) {
+            break;
+        }
+        iterator = page.next_shard_iterator().map(str::to_string);
+        tokio::time::sleep(MIN_CALL_INTERVAL).await;
+    }
+    check_start(out, start, &what)
+}
+
+fn check_start(out: Vec<InputRecord>, start: &str, what: &str) -> anyhow::Result<Vec<InputRecord>> {
+    match out.first() {
+        Some(first) if cmp_sequence(&first.meta.sequence_number, start).is_eq() => Ok(out),
+        _ => anyhow::bail!(
+            "{what}: the records are no longer in the stream (beyond its retention, or the shard was \
+             deleted): they cannot be replayed"
+        ),
     }
 }
