@@ -52,11 +52,11 @@ pub struct MainJob {
 async fn reshard(stream: Arc<EmbeddedStream>, at: Duration) -> anyhow::Result<()> {
     tokio::time::sleep(at).await;
     let (start, end) = stream.hash_range(0);
-    let (low, high) = stream.split_shard(0, start + (end - start) / 2 + 1).map_err(anyhow::Error::msg)?;
+    let (low, high) = stream.split_shard(0, start + (end - start) / 2 + 1)?;
     eprintln!("resharding: split {} into {} and {}", stream.shard_id(0), stream.shard_id(low), stream.shard_id(high));
     tokio::time::sleep(Duration::from_secs(1)).await;
     if stream.shard_count() >= 5 {
-        let child = stream.merge_shards(1, 2).map_err(anyhow::Error::msg)?;
+        let child = stream.merge_shards(1, 2)?;
         eprintln!(
             "resharding: merged {} and {} into {}",
             stream.shard_id(1),

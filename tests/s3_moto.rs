@@ -4,7 +4,6 @@
 
 use std::process::Command;
 
-use base64::Engine;
 use bytes::Bytes;
 use orderstream::input;
 use processor::kinesis::InputRecord;
@@ -171,35 +170,22 @@ async fn a_store_that_ignores_conditional_writes_is_refused() {
     testkit::drop_conditions(&proxy, false);
 }
 
-/// The samples as the Lambda event JSON of one shard.
-fn lambda_event(records: &[InputRecord]) -> String {
-    let recs: Vec<_> = records
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "eventID": format!("{}:{}", r.meta.shard_id, r.meta.sequence_number),
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders",
-                "eventSource": "aws:kinesis",
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.meta.partition_key,
-                    "sequenceNumber": r.meta.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": r.meta.arrival_ms as f64 / 1000.0,
-                }
-            })
-        })
-        .collect();
-    serde_json::json!({ "Records": recs }).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() {
     let moto = testkit::servers::start_moto();
     testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "crashes").await;
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
-    std::fs::write(&event, lambda_event(&input::sample_records("ignored", "shardId-000000000002").unwrap())).unwrap();
+    std::fs::write(
+        &event,
+        processor::kinesis::event_json(
+            &input::sample_records("orders", "shardId-000000000002").unwrap(),
+            "us-east-1",
+            "123456789012",
+        )
+        .to_string(),
+    )
+    .unwrap();
     let run = |prefix: &str, extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_orderstream"))
             .args(["process", "--event", event.to_str().unwrap()])

@@ -486,8 +486,8 @@ impl<S: ObjectStore> Processor<S> {
             Err(e @ LedgerError::Store(_)) => return Err(Failure::keep(state, e)),
             Err(e) => return Err(Failure::drop(e)),
         }
-        if let Err(what) = state.apply(&record) {
-            return Err(Failure::drop(LedgerError::Damaged { key: keys.commit(record.commit), what }));
+        if let Err(e) = state.apply(&record) {
+            return Err(Failure::drop(LedgerError::Damaged { key: keys.commit(record.commit), what: e.to_string() }));
         }
         report.merge_from(counts);
         if self.config.ledger.wants_checkpoint(&state) {

@@ -197,6 +197,17 @@ pub enum Strategy {
     Weighted(Vec<f64>),
 }
 
+/// Why records cannot be routed to the stream's shards as asked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoutingError {
+    #[error("--weights has {weights} values but the stream has {shards} open shards")]
+    WeightCount { weights: usize, shards: usize },
+    #[error("--weights must be non-negative numbers with a positive sum")]
+    BadWeights,
+    #[error("the stream has no open shard")]
+    NoOpenShard,
+}
+
 pub struct Router {
     strategy: Strategy,
     shards: Vec<Shard>,
@@ -207,16 +218,16 @@ pub struct Router {
 
 impl Router {
     /// `shards` are the stream's open shards (needed by the round-robin and weighted strategies).
-    pub fn new(strategy: Strategy, shards: Vec<Shard>, seed: u64) -> Result<Self, String> {
+    pub fn new(strategy: Strategy, shards: Vec<Shard>, seed: u64) -> Result<Self, RoutingError> {
         let cdf = match &strategy {
             Strategy::Weighted(w) if w.len() != shards.len() => {
-                return Err(format!("--weights has {} values but the stream has {} open shards", w.len(), shards.len()))
+                return Err(RoutingError::WeightCount { weights: w.len(), shards: shards.len() })
             }
             Strategy::Weighted(w) if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 => {
-                return Err("--weights must be non-negative numbers with a positive sum".into())
+                return Err(RoutingError::BadWeights)
             }
             Strategy::Weighted(w) => cumulative(w.iter().copied()),
-            Strategy::RoundRobin if shards.is_empty() => return Err("the stream has no open shard".into()),
+            Strategy::RoundRobin if shards.is_empty() => return Err(RoutingError::NoOpenShard),
             _ => Vec::new(),
         };
         Ok(Router { strategy, shards, cdf, next: 0, rng: Rand::new(seed ^ 0x005e_ed0f_5a4d) })

@@ -194,7 +194,7 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
     }
     // Also checks, before anything is generated, that the stream exists and the credentials work.
     let shards = api.open_shards(stream).await?;
-    let mut router = Router::new(strategy, shards, cli.seed).map_err(anyhow::Error::msg)?;
+    let mut router = Router::new(strategy, shards, cli.seed)?;
     let mut cfg = SendConfig::new(stream);
     cfg.concurrency = cli.concurrency as usize;
     cfg.max_attempts = cli.max_attempts;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use producer::kinesis::{
-    send_all, ApiError, Entry, KinesisApi, Outcome, Router, SdkKinesis, SendConfig, SendStats, Shard, Strategy,
+    send_all, ApiError, Entry, KinesisApi, Outcome, Router, RoutingError, SdkKinesis, SendConfig, SendStats, Shard,
+    Strategy,
 };
 
 /// An in-memory stream of two shards.
@@ -238,11 +239,10 @@ fn routing_spreads_records_as_the_strategy_says() {
     let hot = weighted[&0u128.to_string()];
     assert!((5500..6100).contains(&hot), "{weighted:?}");
     assert_eq!(count(Strategy::Random).len(), 8000);
-    assert!(Router::new(Strategy::Weighted(vec![1.0, 2.0]), shards.clone(), 1)
-        .err()
-        .unwrap()
-        .contains("4 open shards"));
-    assert!(Router::new(Strategy::Weighted(vec![0.0; 4]), shards, 1).is_err());
+    let err = Router::new(Strategy::Weighted(vec![1.0, 2.0]), shards.clone(), 1).err().unwrap();
+    assert_eq!(err, RoutingError::WeightCount { weights: 2, shards: 4 });
+    assert!(err.to_string().contains("4 open shards"));
+    assert_eq!(Router::new(Strategy::Weighted(vec![0.0; 4]), shards, 1).err(), Some(RoutingError::BadWeights));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,17 @@ struct ShardState {
     bucket: Option<Bucket>,
 }
 
+/// Why a split or merge cannot be done.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReshardError {
+    #[error("{0} is closed")]
+    Closed(String),
+    #[error("{key} is not inside {shard}'s hash key range")]
+    OutsideRange { key: u128, shard: String },
+    #[error("{0} and {1} are not adjacent")]
+    NotAdjacent(String, String),
+}
+
 pub struct EmbeddedStream {
     name: String,
     shards: RwLock<Vec<Arc<Mutex<ShardState>>>>,
@@ -143,14 +154,14 @@ impl EmbeddedStream {
 
     /// Splits an open shard at `new_starting_hash_key`: the shard closes, and two children take
     /// its lower and upper hash key ranges. Returns the children.
-    pub fn split_shard(&self, shard: usize, new_starting_hash_key: u128) -> Result<(usize, usize), String> {
+    pub fn split_shard(&self, shard: usize, new_starting_hash_key: u128) -> Result<(usize, usize), ReshardError> {
         let parent = self.shard(shard);
         let mut p = lock(&parent);
         if !p.open {
-            return Err(format!("{} is closed", p.id));
+            return Err(ReshardError::Closed(p.id.clone()));
         }
         if new_starting_hash_key <= p.starting_hash_key || new_starting_hash_key > p.ending_hash_key {
-            return Err(format!("{new_starting_hash_key} is not inside {}'s hash key range", p.id));
+            return Err(ReshardError::OutsideRange { key: new_starting_hash_key, shard: p.id.clone() });
         }
         let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
         let (low, high) = (shards.len(), shards.len() + 1);
@@ -167,17 +178,17 @@ impl EmbeddedStream {
 
     /// Merges two open shards whose hash key ranges are adjacent: both close, and a child takes
     /// their ranges. Returns the child.
-    pub fn merge_shards(&self, a: usize, b: usize) -> Result<usize, String> {
+    pub fn merge_shards(&self, a: usize, b: usize) -> Result<usize, ReshardError> {
         let (first, second) = (self.shard(a.min(b)), self.shard(a.max(b)));
         let (mut x, mut y) = (lock(&first), lock(&second));
         if !x.open || !y.open {
-            return Err(format!("{} and {} must both be open", x.id, y.id));
+            return Err(ReshardError::Closed(if x.open { y.id.clone() } else { x.id.clone() }));
         }
         if x.starting_hash_key > y.starting_hash_key {
             std::mem::swap(&mut x, &mut y);
         }
         if x.ending_hash_key.checked_add(1) != Some(y.starting_hash_key) {
-            return Err(format!("{} and {} are not adjacent", x.id, y.id));
+            return Err(ReshardError::NotAdjacent(x.id.clone(), y.id.clone()));
         }
         let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
         let child = shards.len();

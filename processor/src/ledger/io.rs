@@ -179,7 +179,7 @@ pub async fn load<S: ObjectStore>(
         cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
         for n in chunk_start..=chunk_end {
             let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
-            state.apply(&c).map_err(|what| LedgerError::Damaged { key: keys.commit(n), what })?;
+            state.apply(&c).map_err(|e| LedgerError::Damaged { key: keys.commit(n), what: e.to_string() })?;
             if n > published {
                 unpublished.push(c);
             }
@@ -569,7 +569,7 @@ pub async fn rebuild<S: ObjectStore>(store: &S, keys: &ShardKeys, settings: &Set
         cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
         for n in chunk_start..=chunk_end {
             let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
-            state.apply(&c).map_err(|what| LedgerError::Damaged { key: keys.commit(n), what })?;
+            state.apply(&c).map_err(|e| LedgerError::Damaged { key: keys.commit(n), what: e.to_string() })?;
             latest_record = Some(c);
         }
     }

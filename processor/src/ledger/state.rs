@@ -20,6 +20,19 @@ pub struct RecentCommit {
     pub fingerprints: Vec<u64>,
 }
 
+/// Why a commit record does not fit the state it is applied to.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("commit {commit} follows commit {latest}")]
+    OutOfOrder { commit: u64, latest: u64 },
+    #[error("its high-water mark {got} is below the previous {previous}")]
+    HighWaterMark { got: String, previous: String },
+    #[error(transparent)]
+    Window(#[from] crate::dedup::WindowError),
+    #[error("{0}")]
+    Fingerprints(String),
+}
+
 /// Where a record stands against the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
@@ -84,17 +97,17 @@ impl ShardState {
     }
 
     /// Applies the next commit record. An error names what does not fit.
-    pub fn apply(&mut self, c: &CommitRecord) -> Result<(), String> {
+    pub fn apply(&mut self, c: &CommitRecord) -> Result<(), ApplyError> {
         if c.commit != self.latest + 1 {
-            return Err(format!("commit {} follows commit {}", c.commit, self.latest));
+            return Err(ApplyError::OutOfOrder { commit: c.commit, latest: self.latest });
         }
         if let Some(hwm) = &self.high_water_mark {
             if cmp_sequence(&c.high_water_mark, hwm).is_lt() {
-                return Err(format!("its high-water mark {} is below the previous {hwm}", c.high_water_mark));
+                return Err(ApplyError::HighWaterMark { got: c.high_water_mark.clone(), previous: hwm.clone() });
             }
         }
-        let delta = c.delta().map_err(|e| e.to_string())?;
-        let fingerprints = c.fingerprints()?;
+        let delta = c.delta()?;
+        let fingerprints = c.fingerprints().map_err(ApplyError::Fingerprints)?;
         self.window.apply(&delta);
         self.ids_since_checkpoint += delta.kept.len() as u64;
         self.high_water_mark = Some(c.high_water_mark.clone());
