@@ -47,12 +47,7 @@ async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) ->
 }
 
 fn orderstream(moto: &testkit::servers::Server) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orderstream"));
-    cmd.env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
-    cmd
+    testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,15 +34,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     let moto = servers::start_moto();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = testkit::s3_client(&moto.endpoint());
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(s3.create_bucket().bucket("lake").send()).unwrap();
 
@@ -138,82 +130,24 @@ async fn a_bad_event_is_a_function_error_and_the_environment_stays_warm() {
 /// Arrival of the first test record (2026-11-23T13:05:00.500Z) minus half a second.
 const T: i64 = 1_795_439_100_000;
 
-/// The ledger of a shard whose window is full at the shard limit (600,000 ids kept in the last
-/// 10 minutes), as a checkpoint: what a busy shard's cold start reads.
-async fn seed_hot_shard(s3: &aws_sdk_s3::Client, shard: &str, ids: usize) {
-    use base64::Engine;
-    use processor::dedup::{DedupWindow, WindowDelta};
-    use processor::ledger::record::{
-        checkpoint_bytes, encode_fingerprints, sequence_fingerprint, ArrivalSpan, CheckpointHeader, CheckpointRef,
-        Head, FORMAT,
-    };
-    use processor::ledger::{CommitKind, CommitRecord, SeqRange, ShardKeys};
-    let keys = ShardKeys::new("analytics/", "storefront", shard);
-    let salt = xxhash_rust::xxh3::xxh3_128(shard.as_bytes());
-    let mut kept: Vec<(u128, i64)> = (0..ids as u128)
-        .map(|i| (xxhash_rust::xxh3::xxh3_128(&(i ^ salt).to_le_bytes()), T - (i as i64 % 590_000)))
-        .collect();
-    kept.sort_unstable();
-    let mut window = DedupWindow::new();
-    window.apply(&WindowDelta { kept, latest_arrival_ms: T });
-    assert_eq!(window.len(), ids);
-    let commit = CommitRecord {
-        format: FORMAT,
-        stream: "storefront".into(),
-        shard_id: shard.into(),
-        commit: 1,
-        attempt: "seed".into(),
-        kind: CommitKind::Stream,
-        ranges: vec![SeqRange("1".into(), "1".into())],
-        high_water_mark: "1".into(),
-        arrival: ArrivalSpan(T, T),
-        checkpoint: 0,
-        files: Vec::new(),
-        window: base64::engine::general_purpose::STANDARD.encode(WindowDelta::default().to_bytes()),
-        sequences: encode_fingerprints(&[sequence_fingerprint("1")]),
-        records: 1,
-        events: 0,
-        quarantined: 0,
-        duplicates: 0,
-    };
-    let header = CheckpointHeader {
-        format: FORMAT,
-        stream: "storefront".into(),
-        shard_id: shard.into(),
-        commit: 1,
-        high_water_mark: Some("1".into()),
-        floor: 1,
-        checkpoints: vec![CheckpointRef { commit: 1, latest_arrival_ms: T }],
-        replays: Vec::new(),
-    };
-    let head = Head { format: FORMAT, published: 1, checkpoint: 1 };
-    for (key, body) in [
-        (keys.commit(1), commit.to_bytes()),
-        (keys.checkpoint(1), checkpoint_bytes(&header, &window)),
-        (keys.head(), head.to_bytes()),
-    ] {
-        s3.put_object().bucket("lake").key(key).body(body.into()).send().await.unwrap();
-    }
-}
-
 #[test]
 fn ten_hot_shards_and_a_full_invocation_stay_within_128_mib() {
     let moto = servers::start_moto();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = testkit::s3_client(&moto.endpoint());
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let shards: Vec<String> = (0..10).map(|i| format!("shardId-{i:012}")).collect();
     tokio.block_on(async {
         s3.create_bucket().bucket("lake").send().await.unwrap();
         for shard in &shards {
-            seed_hot_shard(&s3, shard, 600_000).await;
+            testkit::ledger::seed_full_window(
+                &sink::store::S3Store::new(s3.clone(), "lake"),
+                "analytics/",
+                "storefront",
+                shard,
+                600_000,
+                T,
+            )
+            .await;
         }
     });
     let dir = tempfile::tempdir().unwrap();

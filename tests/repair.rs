@@ -2,22 +2,14 @@
 //! the repair command; `orderstream repair` refuses to guess over a damaged commit record, and
 //! rebuilds `head.json` and a checkpoint from the commit records once it is restored.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use orderstream::input;
 use processor::Processor;
 use sink::store::{ObjectStore, S3Store};
 
 fn orderstream(moto: &testkit::servers::Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orderstream"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap()
+    testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint()).args(args).output().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,13 +49,8 @@ fn lambda_record(shard: &str, start: &str, end: &str, size: usize) -> String {
 }
 
 fn replay(moto: &testkit::servers::Server, queue_url: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orderstream"))
+    testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint())
         .args(["replay", "--queue-url", queue_url, "--bucket", "lake", "--prefix", "p/"])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap()
 }

@@ -2,7 +2,6 @@
 //! readers, redelivery, 503 bursts longer than the SDK's retries (through a fault proxy), and a
 //! process killed between any two writes.
 
-use std::process::Command;
 
 use bytes::Bytes;
 use orderstream::input;
@@ -187,14 +186,9 @@ async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() 
     )
     .unwrap();
     let run = |prefix: &str, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_orderstream"))
+        testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint())
             .args(["process", "--event", event.to_str().unwrap()])
             .args(extra)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("ANALYTICS_BUCKET", "crashes")
             .env("ANALYTICS_PREFIX", prefix)
             .output()

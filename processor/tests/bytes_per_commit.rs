@@ -6,15 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use base64::Engine;
 use bytes::Bytes;
-use processor::dedup::{DedupWindow, WindowDelta};
 use processor::kinesis::InputRecord;
-use processor::ledger::record::{
-    checkpoint_bytes, encode_fingerprints, sequence_fingerprint, ArrivalSpan, CheckpointHeader, CheckpointRef, Head,
-    FORMAT,
-};
-use processor::ledger::{CommitKind, CommitRecord, SeqRange, ShardKeys};
 use processor::{Processor, ProcessorConfig};
 use sink::store::{MemoryStore, ObjectStore, StoreError};
 use sink::RecordMeta;
@@ -84,50 +77,6 @@ const SHARD: &str = "shardId-000000000000";
 const PER_SECOND: usize = 1000;
 const WINDOW_IDS: usize = 600_000;
 
-/// A shard whose window is full: commit 1 and a checkpoint of 600,000 ids kept in the last 10
-/// minutes.
-async fn seed(store: &Counting) {
-    let keys = ShardKeys::new("", "storefront", SHARD);
-    let mut kept: Vec<(u128, i64)> = (0..WINDOW_IDS as u128)
-        .map(|i| (xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes()), T - 600_000 + (i as i64 * 1000 / PER_SECOND as i64)))
-        .collect();
-    kept.sort_unstable();
-    let mut window = DedupWindow::new();
-    window.apply(&WindowDelta { kept, latest_arrival_ms: T });
-    let commit = CommitRecord {
-        format: FORMAT,
-        stream: "storefront".into(),
-        shard_id: SHARD.into(),
-        commit: 1,
-        attempt: "seed".into(),
-        kind: CommitKind::Stream,
-        ranges: vec![SeqRange("1".into(), "1".into())],
-        high_water_mark: "1".into(),
-        arrival: ArrivalSpan(T, T),
-        checkpoint: 0,
-        files: Vec::new(),
-        window: base64::engine::general_purpose::STANDARD.encode(WindowDelta::default().to_bytes()),
-        sequences: encode_fingerprints(&[sequence_fingerprint("1")]),
-        records: 1,
-        events: 0,
-        quarantined: 0,
-        duplicates: 0,
-    };
-    let header = CheckpointHeader {
-        format: FORMAT,
-        stream: "storefront".into(),
-        shard_id: SHARD.into(),
-        commit: 1,
-        high_water_mark: Some("1".into()),
-        floor: 1,
-        checkpoints: vec![CheckpointRef { commit: 1, latest_arrival_ms: T }],
-        replays: Vec::new(),
-    };
-    store.inner.put(&keys.commit(1), commit.to_bytes()).await.unwrap();
-    store.inner.put(&keys.checkpoint(1), checkpoint_bytes(&header, &window)).await.unwrap();
-    store.inner.put(&keys.head(), Head { format: FORMAT, published: 1, checkpoint: 1 }.to_bytes()).await.unwrap();
-}
-
 fn batch(second: usize) -> Vec<InputRecord> {
     (0..PER_SECOND)
         .map(|i| {
@@ -151,7 +100,7 @@ fn batch(second: usize) -> Vec<InputRecord> {
 #[tokio::test]
 async fn a_commit_at_the_shard_limit_writes_in_proportion_to_its_batch() {
     let store = Arc::new(Counting::default());
-    seed(&store).await;
+    testkit::ledger::seed_full_window(&store.inner, "", "storefront", SHARD, WINDOW_IDS, T).await;
     let p = Processor::with_config(store.clone(), "", ProcessorConfig::default());
     // A checkpoint is written at the latest every 256 commits: 256 commits of 1,000 records
     // (4 minutes and 16 seconds at the shard limit) include exactly one.

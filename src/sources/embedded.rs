@@ -6,7 +6,6 @@
 //! merge closes the parent shards (their records stay readable) and opens child shards that
 //! take their hash key ranges.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use async_trait::async_trait;
 use md5::{Digest, Md5};
 use producer::kinesis::{ApiError, Entry, KinesisApi, Outcome, Shard};
 
-use super::{take_within, ShardSource, StreamRecord};
+use super::{Records, ShardSource, StreamRecord};
 use crate::now_ms;
 
 /// Write limits of one shard.
@@ -45,10 +44,7 @@ struct ShardState {
     /// A closed shard takes no more records (a split or merge replaced it).
     open: bool,
     parents: Vec<usize>,
-    /// Records not yet trimmed; `records[0]` is at position `first`.
-    records: VecDeque<StreamRecord>,
-    first: u64,
-    next: u64,
+    records: Records,
     bucket: Option<Bucket>,
 }
 
@@ -78,9 +74,7 @@ fn new_shard(index: usize, start: u128, end: u128, parents: Vec<usize>) -> Arc<M
         ending_hash_key: end,
         open: true,
         parents,
-        records: VecDeque::new(),
-        first: 0,
-        next: 0,
+        records: Records::default(),
         bucket: None,
     }))
 }
@@ -250,17 +244,14 @@ impl EmbeddedStream {
             b.records -= 1.0;
             b.bytes -= size;
         }
-        let position = s.next;
-        s.next += 1;
-        let record = StreamRecord {
+        s.records.push(|position| StreamRecord {
             position,
             // 56 digits like the real service's, increasing within the shard.
             sequence_number: format!("49{shard:06}{position:048}"),
             partition_key: entry.partition_key.clone(),
             data: entry.data.clone(),
             arrival_ms: now_ms(),
-        };
-        s.records.push_back(record);
+        });
         Outcome::Stored { shard_id: s.id.clone() }
     }
 
@@ -276,21 +267,19 @@ impl EmbeddedStream {
     ) -> Vec<StreamRecord> {
         let handle = self.shard(shard);
         let s = lock(&handle);
-        take_within(&s.records, s.first, position, max_records, max_bytes, size)
+        s.records.read(position, max_records, max_bytes, size)
     }
 
     /// The position after the last record of the shard.
     pub fn end(&self, shard: usize) -> u64 {
-        lock(&self.shard(shard)).next
+        lock(&self.shard(shard)).records.end()
     }
 
     /// Drops the records before `position` (consumed and checkpointed).
     pub fn trim(&self, shard: usize, position: u64) {
         let handle = self.shard(shard);
         let mut s = lock(&handle);
-        while s.first < position && s.records.pop_front().is_some() {
-            s.first += 1;
-        }
+        s.records.trim(position);
     }
 }
 

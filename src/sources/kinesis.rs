@@ -3,7 +3,6 @@
 //! fetched records stay buffered until they are checkpointed, so a retry re-reads nothing. Also
 //! [`read_range`], the records between two sequence numbers (a replay).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,19 +14,12 @@ use bytes::Bytes;
 use processor::kinesis::{cmp_sequence, InputRecord};
 use sink::RecordMeta;
 
-use super::{take_within, ShardSource, StreamRecord};
+use super::{Records, ShardSource, StreamRecord};
 
 /// GetRecords calls per second and shard that Kinesis allows.
 const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
 /// Records buffered ahead of the checkpoint at most.
 const MAX_BUFFERED: usize = 20_000;
-
-struct Buffer {
-    records: VecDeque<StreamRecord>,
-    /// Position of `records[0]`.
-    first: u64,
-    next: u64,
-}
 
 struct Reader {
     iterator: Option<String>,
@@ -38,7 +30,7 @@ pub struct KinesisShard {
     client: Client,
     stream: String,
     shard_id: String,
-    buffer: Mutex<Buffer>,
+    buffer: Mutex<Records>,
     reader: tokio::sync::Mutex<Reader>,
     /// Whether the last GetRecords call returned no record (or the shard is closed).
     caught_up: AtomicBool,
@@ -69,13 +61,13 @@ impl KinesisShard {
             client,
             stream: stream.to_string(),
             shard_id: shard_id.to_string(),
-            buffer: Mutex::new(Buffer { records: VecDeque::new(), first: 0, next: 0 }),
+            buffer: Mutex::new(Records::default()),
             reader: tokio::sync::Mutex::new(Reader { iterator: out.shard_iterator, last_call: None }),
             caught_up: AtomicBool::new(false),
         })
     }
 
-    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Records> {
         self.buffer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -86,9 +78,7 @@ impl KinesisShard {
             self.caught_up.store(true, Ordering::SeqCst);
             return Ok(());
         };
-        if self.buffer().records.len() >= MAX_BUFFERED
-            || reader.last_call.is_some_and(|t| t.elapsed() < MIN_CALL_INTERVAL)
-        {
+        if self.buffer().len() >= MAX_BUFFERED || reader.last_call.is_some_and(|t| t.elapsed() < MIN_CALL_INTERVAL) {
             return Ok(());
         }
         reader.last_call = Some(Instant::now());
@@ -102,9 +92,7 @@ impl KinesisShard {
         self.caught_up.store(out.records().is_empty(), Ordering::SeqCst);
         let mut b = self.buffer();
         for r in out.records() {
-            let position = b.next;
-            b.next += 1;
-            b.records.push_back(StreamRecord {
+            b.push(|position| StreamRecord {
                 position,
                 sequence_number: r.sequence_number().to_string(),
                 partition_key: r.partition_key().unwrap_or_default().to_string(),
@@ -126,7 +114,7 @@ impl ShardSource for KinesisShard {
     }
     async fn end(&self) -> std::io::Result<u64> {
         self.fetch().await?;
-        Ok(self.buffer().next)
+        Ok(self.buffer().end())
     }
     fn read(
         &self,
@@ -135,14 +123,10 @@ impl ShardSource for KinesisShard {
         max_bytes: usize,
         size: fn(&StreamRecord) -> usize,
     ) -> Vec<StreamRecord> {
-        let b = self.buffer();
-        take_within(&b.records, b.first, position, max_records, max_bytes, size)
+        self.buffer().read(position, max_records, max_bytes, size)
     }
     fn trim(&self, position: u64) {
-        let mut b = self.buffer();
-        while b.first < position && b.records.pop_front().is_some() {
-            b.first += 1;
-        }
+        self.buffer().trim(position);
     }
     fn caught_up(&self) -> bool {
         self.caught_up.load(Ordering::SeqCst)

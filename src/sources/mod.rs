@@ -6,6 +6,8 @@
 pub mod embedded;
 pub mod kinesis;
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 /// A record as a consumer reads it.
@@ -54,25 +56,65 @@ pub trait ShardSource: Send + Sync {
     }
 }
 
-/// From `records` (whose first is at position `first`): up to `max_records` records from
-/// `position` on whose sizes add up to at most `max_bytes`, and at least one if any is there.
-pub fn take_within<'a>(
-    records: impl IntoIterator<Item = &'a StreamRecord>,
+/// A shard's records from a position on: appended at the end, read from any position, trimmed
+/// from the front once checkpointed (positions stay).
+#[derive(Debug, Default)]
+pub struct Records {
+    records: VecDeque<StreamRecord>,
+    /// Position of `records[0]`.
     first: u64,
-    position: u64,
-    max_records: usize,
-    max_bytes: usize,
-    size: impl Fn(&StreamRecord) -> usize,
-) -> Vec<StreamRecord> {
-    let mut out = Vec::new();
-    let mut bytes = 0;
-    for r in records.into_iter().skip(position.saturating_sub(first) as usize).take(max_records) {
-        let n = size(r);
-        if !out.is_empty() && bytes + n > max_bytes {
-            break;
-        }
-        bytes += n;
-        out.push(r.clone());
+    next: u64,
+}
+
+impl Records {
+    /// The position after the last record.
+    pub fn end(&self) -> u64 {
+        self.next
     }
-    out
+
+    /// Records held (not trimmed yet).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Appends a record made for the next position.
+    pub fn push(&mut self, make: impl FnOnce(u64) -> StreamRecord) -> u64 {
+        let position = self.next;
+        self.records.push_back(make(position));
+        self.next += 1;
+        position
+    }
+
+    /// Up to `max_records` records from `position` on whose sizes add up to at most
+    /// `max_bytes`, and at least one if any is there.
+    pub fn read(
+        &self,
+        position: u64,
+        max_records: usize,
+        max_bytes: usize,
+        size: impl Fn(&StreamRecord) -> usize,
+    ) -> Vec<StreamRecord> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for r in self.records.iter().skip(position.saturating_sub(self.first) as usize).take(max_records) {
+            let n = size(r);
+            if !out.is_empty() && bytes + n > max_bytes {
+                break;
+            }
+            bytes += n;
+            out.push(r.clone());
+        }
+        out
+    }
+
+    /// Drops the records before `position`.
+    pub fn trim(&mut self, position: u64) {
+        while self.first < position && self.records.pop_front().is_some() {
+            self.first += 1;
+        }
+    }
 }

@@ -21,6 +21,7 @@ use sink::store::ObjectStore;
 use sink::Table;
 
 pub mod faulty;
+pub mod ledger;
 pub mod records;
 pub mod reliability;
 pub mod servers;
@@ -55,6 +56,18 @@ pub fn processor_bootstrap() -> PathBuf {
                 .expect("cargo named the processor's executable")
         })
         .clone()
+}
+
+/// A command with the AWS SDK environment pointed at an emulator (dummy credentials, one region,
+/// no instance metadata).
+pub fn aws_command(program: impl AsRef<std::ffi::OsStr>, endpoint: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
 }
 
 /// A script of this crate (testkit/scripts/).

@@ -174,17 +174,12 @@ pub async fn load<S: ObjectStore>(
     let published = head.as_ref().map_or(latest - 1, |h| h.published).min(latest);
     let mut unpublished = Vec::new();
     let first = state.latest + 1;
-    for chunk_start in (first..=latest).step_by(256) {
-        let chunk_end = (chunk_start + 255).min(latest);
-        cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
-        for n in chunk_start..=chunk_end {
-            let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
-            state.apply(&c).map_err(|e| LedgerError::Damaged { key: keys.commit(n), what: e.to_string() })?;
-            if n > published {
-                unpublished.push(c);
-            }
+    apply_commits(store, keys, &mut cache, &mut state, first..=latest, |c| {
+        if c.commit > published {
+            unpublished.push(c);
         }
-    }
+    })
+    .await?;
     let mut pending = Vec::new();
     for n in (published + 1)..first {
         pending.push(required_commit(store, keys, n).await?);
@@ -203,6 +198,29 @@ pub async fn load<S: ObjectStore>(
         }
     }
     Ok((state, report))
+}
+
+/// Applies commit records `range` to `state` in order (fetched 256 at a time, 8 at once), then
+/// hands each to `then`.
+async fn apply_commits<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    cache: &mut CommitCache,
+    state: &mut ShardState,
+    range: std::ops::RangeInclusive<u64>,
+    mut then: impl FnMut(CommitRecord),
+) -> Result<(), LedgerError> {
+    let (first, last) = (*range.start(), *range.end());
+    for chunk_start in (first..=last).step_by(256) {
+        let chunk_end = (chunk_start + 255).min(last);
+        cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
+        for n in chunk_start..=chunk_end {
+            let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
+            state.apply(&c).map_err(|e| LedgerError::Damaged { key: keys.commit(n), what: e.to_string() })?;
+            then(c);
+        }
+    }
+    Ok(())
 }
 
 /// The state as of checkpoint `named`, or of an older one when it is missing or damaged (each
@@ -564,15 +582,7 @@ pub async fn rebuild<S: ObjectStore>(store: &S, keys: &ShardKeys, settings: &Set
     let mut state = ShardState { floor: first, latest: first - 1, ..ShardState::new() };
     let mut cache = CommitCache::default();
     let mut latest_record = None;
-    for chunk_start in (first..=last).step_by(256) {
-        let chunk_end = (chunk_start + 255).min(last);
-        cache.prefetch(store, keys, chunk_start..=chunk_end).await?;
-        for n in chunk_start..=chunk_end {
-            let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
-            state.apply(&c).map_err(|e| LedgerError::Damaged { key: keys.commit(n), what: e.to_string() })?;
-            latest_record = Some(c);
-        }
-    }
+    apply_commits(store, keys, &mut cache, &mut state, first..=last, |c| latest_record = Some(c)).await?;
     // Checkpoints named by the records may be damaged: this state starts a fresh list.
     state.checkpoints.clear();
     checkpoint(store, keys, &mut state, settings, model::now_ms()).await?;
