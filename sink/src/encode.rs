@@ -5,29 +5,34 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion};
 
 #[derive(Debug, thiserror::Error)]
 #[error("encoding a Parquet file failed: {0}")]
 pub struct EncodeError(#[from] ParquetError);
 
 /// The writer settings of every file: ZSTD level 3, chunk and page statistics, Parquet 1.0 data
-/// pages (the most widely readable), one row group per file (files are one batch's partition).
+/// pages (the most widely readable).
+fn builder() -> WriterPropertiesBuilder {
+    let zstd = ZstdLevel::try_new(3).unwrap_or_default();
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::ZSTD(zstd))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(concat!("orderstream sink ", env!("CARGO_PKG_VERSION")).to_string())
+}
+
+/// The settings of a commit's staged files: one row group per file (a file is one batch's
+/// partition).
 pub fn writer_properties() -> Arc<WriterProperties> {
     static PROPS: std::sync::OnceLock<Arc<WriterProperties>> = std::sync::OnceLock::new();
-    PROPS
-        .get_or_init(|| {
-            let zstd = ZstdLevel::try_new(3).unwrap_or_default();
-            Arc::new(
-                WriterProperties::builder()
-                    .set_writer_version(WriterVersion::PARQUET_1_0)
-                    .set_compression(Compression::ZSTD(zstd))
-                    .set_statistics_enabled(EnabledStatistics::Page)
-                    .set_created_by(concat!("orderstream sink ", env!("CARGO_PKG_VERSION")).to_string())
-                    .build(),
-            )
-        })
-        .clone()
+    PROPS.get_or_init(|| Arc::new(builder().build())).clone()
+}
+
+/// The settings of a publisher's merged files: the same encoding, row groups cut at about
+/// `row_group_bytes` of encoded data, never by a row count.
+pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
+    builder().set_max_row_group_row_count(None).set_max_row_group_bytes(Some(row_group_bytes.max(1))).build()
 }
 
 /// One record batch to the bytes of a Parquet file.

@@ -48,6 +48,17 @@ impl Table {
         }
     }
 
+    /// The table named `name` ([`Table::as_str`]).
+    pub fn parse(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether its rows are sums per key (`sales_minute`, `funnel_minute`): the columns of type
+    /// Int64 are the measures, the others the key.
+    pub fn is_aggregate(self) -> bool {
+        matches!(self, Table::SalesMinute | Table::FunnelMinute)
+    }
+
     /// The timestamp column whose UTC hour names the partition.
     pub fn partition_column(self) -> &'static str {
         match self {

@@ -126,6 +126,60 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    fn list_dirs_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let dir = prefix.strip_suffix('/').unwrap_or(prefix);
+        let path = if dir.is_empty() { self.root.clone() } else { self.path("list_dirs", dir)? };
+        let entries = match std::fs::read_dir(&path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("list_dirs", prefix, e)),
+        };
+        let mut dirs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.err("list_dirs", prefix, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type().map_err(|e| self.err("list_dirs", prefix, e))?.is_dir()
+                && !(dir.is_empty() && name == TMP_DIR)
+            {
+                dirs.push(format!("{prefix}{name}/"));
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// A multipart upload's parts live in `.tmp/<id>/<n>` until it completes.
+    fn upload_dir(&self, op: &'static str, key: &str, upload: &str) -> Result<PathBuf, StoreError> {
+        if upload.is_empty() || !upload.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(self.err(op, key, "NoSuchUpload"));
+        }
+        Ok(self.root.join(TMP_DIR).join(upload))
+    }
+
+    fn upload_complete_sync(&self, key: &str, upload: &str, parts: &[(u32, String)]) -> Result<(), StoreError> {
+        use std::io::Write;
+        let path = self.path("upload_complete", key)?;
+        let dir = self.upload_dir("upload_complete", key, upload)?;
+        self.ensure_parent("upload_complete", key, &path)?;
+        let tmp = self.root.join(TMP_DIR).join(format!("{upload}.object"));
+        let mut out = std::fs::File::create(&tmp).map_err(|e| self.err("upload_complete", key, e))?;
+        for (n, _) in parts {
+            let mut part =
+                std::fs::File::open(dir.join(n.to_string())).map_err(|e| self.err("upload_complete", key, e))?;
+            std::io::copy(&mut part, &mut out).map_err(|e| self.err("upload_complete", key, e))?;
+        }
+        out.flush().map_err(|e| self.err("upload_complete", key, e))?;
+        drop(out);
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            self.err("upload_complete", key, e)
+        })?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -181,6 +235,34 @@ impl ObjectStore for LocalStore {
         let (s, p) = (self.clone(), prefix.to_string());
         blocking(move || s.list_sync(&p)).await
     }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (s, p) = (self.clone(), prefix.to_string());
+        blocking(move || s.list_dirs_sync(&p)).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        self.path("upload_start", key)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = self.upload_dir("upload_start", key, &id)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| self.err("upload_start", key, e))?;
+        Ok(id)
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        let dir = self.upload_dir("upload_part", key, upload)?;
+        tokio::fs::write(dir.join(n.to_string()), &body).await.map_err(|e| self.err("upload_part", key, e))?;
+        Ok(format!("\"{n}\""))
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        let (s, k, u) = (self.clone(), key.to_string(), upload.to_string());
+        blocking(move || s.upload_complete_sync(&k, &u, &parts)).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        let dir = self.upload_dir("upload_abort", key, upload)?;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("upload_abort", key, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +286,15 @@ mod tests {
         assert_eq!(s.list("a/").await.unwrap(), vec!["a/b.txt", "a/c.txt"]);
         assert_eq!(s.list("").await.unwrap(), vec!["a/b.txt", "a/c.txt", "z/d.txt"]);
         assert_eq!(s.list("a/b").await.unwrap(), vec!["a/b.txt"]);
+        assert_eq!(s.list_dirs("").await.unwrap(), vec!["a/", "z/"]);
+        assert_eq!(s.list_dirs("a/").await.unwrap(), Vec::<String>::new());
+        assert_eq!(s.list_dirs("q/").await.unwrap(), Vec::<String>::new());
+        let big = vec![7u8; crate::store::MIN_PART_BYTES + 10];
+        let mut up = crate::store::Upload::new(&s, "m/n.bin", 0);
+        up.write(&big).await.unwrap();
+        assert!(!s.exists("m/n.bin").await.unwrap());
+        up.finish().await.unwrap();
+        assert_eq!(s.get("m/n.bin").await.unwrap().unwrap().len(), big.len());
         s.delete("a/b.txt").await.unwrap();
         s.delete("a/b.txt").await.unwrap();
         assert!(!s.exists("a/b.txt").await.unwrap());

@@ -10,6 +10,8 @@ use super::{ObjectStore, StoreError};
 #[derive(Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Bytes>>,
+    /// Multipart uploads in progress: id to key and parts.
+    uploads: Mutex<BTreeMap<String, (String, BTreeMap<u32, Bytes>)>>,
 }
 
 impl MemoryStore {
@@ -21,6 +23,14 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave the map half-updated (each operation is
         // one map call), so a poisoned lock is still consistent.
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn uploads(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, BTreeMap<u32, Bytes>)>> {
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn no_upload(op: &'static str, key: &str) -> StoreError {
+        StoreError::new(op, key, "memory", "NoSuchUpload")
     }
 }
 
@@ -65,5 +75,38 @@ impl ObjectStore for MemoryStore {
             .take_while(|k| k.starts_with(prefix))
             .cloned()
             .collect())
+    }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let objects = self.objects();
+        let keys = objects.range(prefix.to_string()..).map(|(k, _)| k.as_str()).take_while(|k| k.starts_with(prefix));
+        Ok(super::dirs_of(prefix, keys))
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.uploads().insert(id.clone(), (key.to_string(), BTreeMap::new()));
+        Ok(id)
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        let mut uploads = self.uploads();
+        let (k, parts) = uploads.get_mut(upload).ok_or_else(|| Self::no_upload("upload_part", key))?;
+        if k != key {
+            return Err(Self::no_upload("upload_part", key));
+        }
+        parts.insert(n, body);
+        Ok(format!("\"{n}\""))
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        let (k, held) = self.uploads().remove(upload).ok_or_else(|| Self::no_upload("upload_complete", key))?;
+        let mut body = Vec::new();
+        for (n, _) in &parts {
+            let part = held.get(n).filter(|_| k == key).ok_or_else(|| Self::no_upload("upload_complete", key))?;
+            body.extend_from_slice(part);
+        }
+        self.objects().insert(key.to_string(), Bytes::from(body));
+        Ok(())
+    }
+    async fn upload_abort(&self, _key: &str, upload: &str) -> Result<(), StoreError> {
+        self.uploads().remove(upload);
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 mod local;
 mod memory;
 mod s3;
+mod upload;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use s3::{S3ConfigError, S3Store};
+pub use upload::{Upload, MIN_PART_BYTES};
 
 /// A failed store operation, naming the operation, the key and the store.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,17 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every key under the prefix, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// The "folders" right under the prefix (which ends with `/`), sorted: `<prefix><name>/` for
+    /// every key `<prefix><name>/...` (S3's common prefixes with the delimiter `/`).
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Starts a multipart upload of `key`: its id. [`Upload`] drives the four calls.
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError>;
+    /// Uploads part `n` (from 1; every part but the last at least [`MIN_PART_BYTES`]): its ETag.
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError>;
+    /// Completes the upload from its parts in order: the object appears whole, at once.
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError>;
+    /// Abandons the upload and its parts.
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -77,4 +90,72 @@ impl<S: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<S> {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         (**self).list(prefix).await
     }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        (**self).upload_start(key).await
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        (**self).upload_part(key, upload, n, body).await
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        (**self).upload_complete(key, upload, parts).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        (**self).upload_abort(key, upload).await
+    }
+}
+
+#[async_trait]
+impl<S: ObjectStore + ?Sized> ObjectStore for &S {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        (**self).put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        (**self).put_if_absent(key, body).await
+    }
+    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        (**self).copy(from, to).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        (**self).exists(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(prefix).await
+    }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        (**self).upload_start(key).await
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        (**self).upload_part(key, upload, n, body).await
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        (**self).upload_complete(key, upload, parts).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        (**self).upload_abort(key, upload).await
+    }
+}
+
+/// The folders right under `prefix` among sorted `keys` (every one starting with `prefix`).
+pub(crate) fn dirs_of<'a>(prefix: &str, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut dirs: Vec<String> = keys
+        .filter_map(|k| k.strip_prefix(prefix))
+        .filter_map(|rest| rest.find('/').map(|i| format!("{prefix}{}", &rest[..=i])))
+        .collect();
+    dirs.dedup();
+    dirs
 }

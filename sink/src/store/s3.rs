@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -151,5 +152,86 @@ impl ObjectStore for S3Store {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut dirs = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.err("list_dirs", prefix, &e))?;
+            dirs.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)));
+        }
+        dirs.sort();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.err("upload_start", key, &e))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::new("upload_start", key, &self.describe(), "the reply holds no upload id"))
+    }
+
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .part_number(i32::try_from(n).unwrap_or(i32::MAX))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.err("upload_part", key, &e))?;
+        out.e_tag()
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::new("upload_part", key, &self.describe(), "the reply holds no ETag"))
+    }
+
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        let parts = parts
+            .into_iter()
+            .map(|(n, etag)| {
+                CompletedPart::builder().part_number(i32::try_from(n).unwrap_or(i32::MAX)).e_tag(etag).build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("upload_complete", key, &e))
+    }
+
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("upload_abort", key, &e))
     }
 }
