@@ -64,91 +64,55 @@ pub trait ObjectStore: Send + Sync {
     async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError>;
 }
 
-#[async_trait]
-impl<S: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<S> {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        (**self).get(key).await
-    }
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        (**self).put(key, body).await
-    }
-    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
-        (**self).put_if_absent(key, body).await
-    }
-    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        (**self).copy(from, to).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        (**self).exists(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        (**self).delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        (**self).list(prefix).await
-    }
-    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        (**self).list_dirs(prefix).await
-    }
-    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
-        (**self).upload_start(key).await
-    }
-    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
-        (**self).upload_part(key, upload, n, body).await
-    }
-    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
-        (**self).upload_complete(key, upload, parts).await
-    }
-    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
-        (**self).upload_abort(key, upload).await
-    }
+/// A store behind a pointer (`Arc<S>`, `&S`) is the store.
+macro_rules! forward_store {
+    ($($ptr:ty),*) => {$(
+        #[async_trait]
+        impl<S: ObjectStore + ?Sized> ObjectStore for $ptr {
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+                (**self).get(key).await
+            }
+            async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+                (**self).put(key, body).await
+            }
+            async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+                (**self).put_if_absent(key, body).await
+            }
+            async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+                (**self).copy(from, to).await
+            }
+            async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+                (**self).exists(key).await
+            }
+            async fn delete(&self, key: &str) -> Result<(), StoreError> {
+                (**self).delete(key).await
+            }
+            async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+                (**self).list(prefix).await
+            }
+            async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+                (**self).list_dirs(prefix).await
+            }
+            async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+                (**self).upload_start(key).await
+            }
+            async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+                (**self).upload_part(key, upload, n, body).await
+            }
+            async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+                (**self).upload_complete(key, upload, parts).await
+            }
+            async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+                (**self).upload_abort(key, upload).await
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<S: ObjectStore + ?Sized> ObjectStore for &S {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        (**self).get(key).await
-    }
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        (**self).put(key, body).await
-    }
-    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
-        (**self).put_if_absent(key, body).await
-    }
-    async fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        (**self).copy(from, to).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        (**self).exists(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        (**self).delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        (**self).list(prefix).await
-    }
-    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        (**self).list_dirs(prefix).await
-    }
-    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
-        (**self).upload_start(key).await
-    }
-    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
-        (**self).upload_part(key, upload, n, body).await
-    }
-    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
-        (**self).upload_complete(key, upload, parts).await
-    }
-    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
-        (**self).upload_abort(key, upload).await
-    }
-}
+forward_store!(std::sync::Arc<S>, &S);
 
 /// The folders right under `prefix` among sorted `keys` (every one starting with `prefix`).
 pub(crate) fn dirs_of<'a>(prefix: &str, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
