@@ -60,6 +60,25 @@ impl ObjectStore for CrashAfterWrites {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(prefix).await
     }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        self.before_write();
+        self.inner.upload_start(key).await
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        self.before_write();
+        self.inner.upload_part(key, upload, n, body).await
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        self.before_write();
+        self.inner.upload_complete(key, upload, parts).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        self.before_write();
+        self.inner.upload_abort(key, upload).await
+    }
 }
 
 /// A store that refuses every write from `from` for `len`, as an S3 outage does.
@@ -112,5 +131,24 @@ impl ObjectStore for Outage {
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(prefix).await
+    }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        self.check("upload_start", key)?;
+        self.inner.upload_start(key).await
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        self.check("upload_part", key)?;
+        self.inner.upload_part(key, upload, n, body).await
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        self.check("upload_complete", key)?;
+        self.inner.upload_complete(key, upload, parts).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        self.check("upload_abort", key)?;
+        self.inner.upload_abort(key, upload).await
     }
 }

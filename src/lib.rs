@@ -15,6 +15,7 @@ pub mod faults;
 pub mod input;
 pub mod lambda;
 pub mod pipeline;
+pub mod publishing;
 pub mod replay;
 pub mod sources;
 

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use orderstream::commands::{consume, invoke, main_job, process, repair, replay};
+use orderstream::commands::{consume, invoke, main_job, process, publish, repair, replay};
 
 #[derive(Parser)]
 #[command(name = "orderstream", version, about = "Streaming order analytics on Kinesis, on one machine")]
@@ -35,6 +35,9 @@ enum Command {
     /// Process the batches the event source mapping gave up on, exactly once: Lambda's on-failure
     /// records from an SQS queue (records read back from Kinesis) or from a folder.
     Replay(replay::Args),
+    /// Run publisher rounds now: merge the committed staged files into the visible datasets (a
+    /// few files per table and hour), until everything committed is visible.
+    Publish(publish::Args),
     /// Rebuild a shard's state (head.json, a checkpoint: the de-duplication window and the
     /// replayed ranges) from its commit records.
     Repair(repair::Args),
@@ -48,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Some(Command::Consume(a)) => consume::run(a).await,
         Some(Command::Invoke(a)) => invoke::run(a).await,
         Some(Command::Replay(a)) => replay::run(a).await,
+        Some(Command::Publish(a)) => publish::run(a).await,
         Some(Command::Repair(a)) => repair::run(a).await,
     }
 }

@@ -18,6 +18,7 @@ use producer::{Config, Faults, Storefront, Truth, TruthManifest};
 use sink::store::{LocalStore, ObjectStore};
 
 use crate::faults::Outage;
+use crate::publishing::{Background, PublishStats};
 
 use crate::dashboard::{self, Dashboard, Live};
 use crate::lambda::esm::{self, EsmConfig, EsmStats};
@@ -47,6 +48,8 @@ pub struct MainJob {
     /// Reshard the stream this far into the run: split the first shard in two, and a second
     /// later merge the second and third (when there are three).
     pub reshard_at: Option<Duration>,
+    /// How often the in-process publisher runs a round.
+    pub publish_interval: Duration,
 }
 
 async fn reshard(stream: Arc<EmbeddedStream>, at: Duration) -> anyhow::Result<()> {
@@ -76,6 +79,10 @@ pub struct Summary {
     pub esm: EsmStats,
     /// The dashboard, still serving the final figures until dropped.
     pub dashboard: Option<Dashboard>,
+    pub publish_interval: Duration,
+    pub published: PublishStats,
+    /// The visible datasets as a reader lists them.
+    pub audit: publisher::audit::Audit,
 }
 
 pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
@@ -85,7 +92,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         Some((from, len)) => Arc::new(Outage::new(Arc::new(store), Instant::now() + from, len)),
         None => Arc::new(store),
     };
-    let processor = Arc::new(Processor::new(store, ""));
+    let processor = Arc::new(Processor::new(store.clone(), ""));
     // A stream name per run: the processor's commit state is per stream, and a new embedded
     // stream starts its sequence numbers again.
     let started_at = chrono::DateTime::from_timestamp_millis(now_ms()).unwrap_or_default();
@@ -94,7 +101,8 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     let stop = Arc::new(AtomicBool::new(false));
     let esm_stats = Arc::new(Mutex::new(EsmStats::default()));
     let sent = Arc::new(Mutex::new(SendStats::default()));
-    let live = Arc::new(Live::new(&name, job.shards, job.rate, sent.clone(), esm_stats.clone()));
+    let published = Arc::new(Mutex::new(PublishStats::default()));
+    let live = Arc::new(Live::new(&name, job.shards, job.rate, sent.clone(), esm_stats.clone(), published.clone()));
     let started = live.started;
     let dashboard = match job.dashboard {
         Some(addr) => Some(start_dashboard(live.clone(), addr, job.dashboard_any_port).await?),
@@ -108,6 +116,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         stop.clone(),
     ));
     let reshard = job.reshard_at.map(|at| tokio::spawn(reshard(stream.clone(), at)));
+    let publishing = Background::start(store.clone(), "", job.publish_interval, published.clone());
 
     let progress = job.progress.then(|| {
         let live = live.clone();
@@ -121,6 +130,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
                     live.produced.load(Ordering::Relaxed),
                     &live.sent.lock().unwrap_or_else(|e| e.into_inner()),
                     &live.esm.lock().unwrap_or_else(|e| e.into_inner()),
+                    &live.published.lock().unwrap_or_else(|e| e.into_inner()),
                 );
                 if terminal {
                     eprint!("\r\x1b[2K{line}");
@@ -186,12 +196,14 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         .await
         .context("an event source mapping poller stopped")?
         .context("writing to the on-failure destination")?;
+    publishing.finish().await.context("publishing what the handler committed")?;
     if let Some(p) = progress {
         p.abort();
         if std::io::stderr().is_terminal() {
             eprintln!();
         }
     }
+    let audit = publisher::audit::audit(&*store, "").await.context("listing the published datasets")?;
     let truth_json = truth.manifest(job.seed);
     let truth_file = job.data_dir.join(format!("_truth-{name}.json"));
     std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth_json)?)
@@ -200,7 +212,18 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     let esm = esm_stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
     live.finished.store(true, Ordering::SeqCst);
     live.tick();
-    Ok(Summary { stream: name, elapsed: started.elapsed(), truth: truth_json, sent, esm, dashboard })
+    let published = published.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(Summary {
+        stream: name,
+        elapsed: started.elapsed(),
+        truth: truth_json,
+        sent,
+        esm,
+        dashboard,
+        publish_interval: job.publish_interval,
+        published,
+        audit,
+    })
 }
 
 async fn start_dashboard(live: Arc<Live>, addr: SocketAddr, any_port: bool) -> anyhow::Result<Dashboard> {
@@ -217,17 +240,19 @@ async fn start_dashboard(live: Arc<Live>, addr: SocketAddr, any_port: bool) -> a
     Ok(d)
 }
 
-fn progress_line(secs: f64, produced: u64, sent: &SendStats, esm: &EsmStats) -> String {
+fn progress_line(secs: f64, produced: u64, sent: &SendStats, esm: &EsmStats, published: &PublishStats) -> String {
     let age = esm.shards.values().map(|(_, age)| *age).max().unwrap_or(0);
     let quarantined: u64 = esm.quarantined.values().sum();
     format!(
-        "{secs:>5.0} s | produced {produced} ({:.0}/s) | in stream {} | processed {} ({:.0}/s): {} events, {quarantined} quarantined | max iterator age {:.1} s",
+        "{secs:>5.0} s | produced {produced} ({:.0}/s) | in stream {} | processed {} ({:.0}/s): {} events, {quarantined} quarantined | max iterator age {:.1} s | published {} files in {} rounds",
         produced as f64 / secs.max(1e-9),
         sent.sent,
         esm.records,
         esm.records as f64 / secs.max(1e-9),
         esm.events,
-        age as f64 / 1000.0
+        age as f64 / 1000.0,
+        published.files,
+        published.rounds,
     )
 }
 
@@ -241,6 +266,39 @@ impl Summary {
         let t = &self.truth.tables;
         let quarantined: u64 = self.esm.quarantined.values().sum();
         self.esm.events == t.events.rows && quarantined == t.quarantine.rows && self.esm.discarded == 0
+    }
+
+    /// Whether every commit was published, with section 2.7's shape.
+    pub fn published_ok(&self) -> bool {
+        self.published.missing_files == 0 && self.audit.holds()
+    }
+
+    fn publishing_lines(&self) -> String {
+        let p = &self.published;
+        let a = &self.audit;
+        let per_table: Vec<String> = a.tables.iter().map(|(t, x)| format!("{t} {} in {} hour{}", x.files, x.hours, if x.hours == 1 { "" } else { "s" })).collect();
+        let most_files = a.tables.values().map(|t| t.max_files_per_hour_and_round).max().unwrap_or(0);
+        let most_rows = a.tables.values().map(|t| t.max_rows_per_key).max().unwrap_or(0);
+        let failed = if p.failed_rounds > 0 {
+            format!(" ({} rounds failed and were rolled forward; last: {})", p.failed_rounds, p.last_error.as_deref().unwrap_or("-"))
+        } else {
+            String::new()
+        };
+        format!(
+            "published: {rounds} rounds every {interval:.0} s, {commits} commits ({staged} staged files, {staged_mb:.1} MB) into {files} files ({mb:.1} MB){failed}: {per_table}\n\
+             \x20    at most {most_files} file per table, hour and round; sales_minute and funnel_minute at most {most_rows} row per key per round\n\
+             freshness from arrival in the stream to visible in the datasets: p50 {f50} ms, p99 {f99} ms",
+            rounds = p.rounds,
+            interval = self.publish_interval.as_secs_f64(),
+            commits = p.commits,
+            files = p.files,
+            staged = p.input_files,
+            staged_mb = p.input_bytes as f64 / 1e6,
+            mb = p.bytes as f64 / 1e6,
+            per_table = per_table.join(", "),
+            f50 = p.freshness_ms(0.5),
+            f99 = p.freshness_ms(0.99),
+        )
     }
 
     pub fn render(&self, data_dir: &std::path::Path) -> String {
@@ -263,6 +321,7 @@ impl Summary {
              funnel: product views per page view {f1}, add to cart per product view {f2}, checkout per add to cart {f3}, order per checkout {f4}\n\
              throughput: {out_rate:.0} records/s processed, {inv} invocations ({failed} failed); {peak}\n\
              latency from arrival in the stream to committed files: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, max {max} ms\n\
+             {publishing}\n\
              reconciled with the producer's truth manifest ({dir}/_truth-{stream}.json): {ok}{replay}\n\
              \n\
              Query the datasets in {dir}/ with DuckDB:\n\
@@ -295,6 +354,7 @@ impl Summary {
             p95 = percentile(&lat, 0.95),
             p99 = percentile(&lat, 0.99),
             max = lat.last().copied().unwrap_or(0),
+            publishing = self.publishing_lines(),
             ok = if self.reconciled() { "yes" } else { "NO" },
             peak = crate::peak_memory_note(),
             replay = if self.esm.discarded > 0 {

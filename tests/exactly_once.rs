@@ -1,9 +1,10 @@
 //! Exactly once (contract 2.6), as properties: whatever the batch boundaries, redeliveries,
 //! store failures at any request (refused, or applied with the reply lost), cold starts (a crash
 //! loses the processor's memory), checkpoints, and batches Lambda gives up on and that are
-//! replayed later, the datasets end up holding every valid event once (the first copy of an
-//! `event_id` within 10 minutes), every rejected record once, and aggregates equal to the detail
-//! rows.
+//! replayed later, and publisher rounds in between (failing at any write, losing replies,
+//! racing each other, cut short by their budget), the datasets end up holding every valid event
+//! once (the first copy of an `event_id` within 10 minutes), every rejected record once, and
+//! aggregates equal to the detail rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,6 +160,39 @@ struct Delivery {
     /// When the invocation fails, the event source mapping gives up on the rest of the batch
     /// (retries exhausted): it goes to the on-failure destination and is replayed at the end.
     give_up: bool,
+    /// A publisher round after the invocation.
+    publish: Option<Round>,
+}
+
+/// A publisher round between invocations.
+#[derive(Debug, Clone)]
+struct Round {
+    /// Its writes fail from the nth on (`Refuse`, then a burst: a crash) or lose replies.
+    fault: Option<(usize, usize, Fault)>,
+    /// A second publisher of the same group runs a round at the same time.
+    racing: bool,
+    /// Staged bytes a round takes (1: one commit a round).
+    round_bytes: u64,
+}
+
+fn round() -> impl Strategy<Value = Option<Round>> {
+    let fault = prop_oneof![1 => Just(None), 2 => (0usize..30, 1usize..4, fault()).prop_map(Some)];
+    let some = (fault, any::<bool>(), prop_oneof![Just(1u64), Just(u64::MAX)])
+        .prop_map(|(fault, racing, round_bytes)| Some(Round { fault, racing, round_bytes }));
+    prop_oneof![2 => Just(None), 1 => some]
+}
+
+async fn publish_round(store: &Arc<Faulty>, r: &Round) {
+    let settings = publisher::Settings { round_bytes: r.round_bytes, ..publisher::Settings::default() };
+    let one = publisher::Publisher::new(store.clone(), "pre/", settings.clone());
+    store.arm(r.fault, true);
+    if r.racing {
+        let two = publisher::Publisher::new(store.clone(), "pre/", settings);
+        let _ = tokio::join!(one.round(), two.round());
+    } else {
+        let _ = one.round().await;
+    }
+    store.arm(None, false);
 }
 
 fn fault() -> impl Strategy<Value = Fault> {
@@ -169,14 +203,15 @@ fn delivery(give_ups: bool) -> impl Strategy<Value = Delivery> {
     let fault = prop_oneof![2 => Just(None), 3 => (0usize..45, 1usize..4, fault()).prop_map(Some)];
     let back = prop_oneof![3 => Just(0usize), 1 => 1usize..8];
     let give_up = if give_ups { prop::bool::weighted(0.3).boxed() } else { Just(false).boxed() };
-    (1usize..14, back, fault, any::<bool>(), prop::bool::weighted(0.25), give_up).prop_map(
-        |(size, replay_back, fault, writes_only, cold_start, give_up)| Delivery {
+    (1usize..14, back, fault, any::<bool>(), prop::bool::weighted(0.25), give_up, round()).prop_map(
+        |(size, replay_back, fault, writes_only, cold_start, give_up, publish)| Delivery {
             size,
             replay_back,
             fault,
             writes_only,
             cold_start,
             give_up,
+            publish,
         },
     )
 }
@@ -190,8 +225,15 @@ async fn deliver(records: &[InputRecord], script: &[Delivery]) -> (Arc<Faulty>, 
     let mut p = processor(&store);
     let mut pos = 0;
     let mut given_up: Vec<(usize, usize)> = Vec::new();
-    let clean =
-        Delivery { size: 10, replay_back: 0, fault: None, writes_only: false, cold_start: false, give_up: false };
+    let clean = Delivery {
+        size: 10,
+        replay_back: 0,
+        fault: None,
+        writes_only: false,
+        cold_start: false,
+        give_up: false,
+        publish: None,
+    };
     for (step, d) in script.iter().chain(std::iter::repeat(&clean)).enumerate() {
         if pos >= records.len() && step >= script.len() {
             break;
@@ -205,6 +247,9 @@ async fn deliver(records: &[InputRecord], script: &[Delivery]) -> (Arc<Faulty>, 
         store.arm(d.fault, d.writes_only);
         let report = p.process(records[start..end].to_vec()).await;
         store.arm(None, false);
+        if let Some(r) = &d.publish {
+            publish_round(&store, r).await;
+        }
         let lowest =
             report.failed.iter().map(|seq| records.iter().position(|r| &r.meta.sequence_number == seq).unwrap()).min();
         match lowest {
@@ -244,8 +289,12 @@ async fn deliver(records: &[InputRecord], script: &[Delivery]) -> (Arc<Faulty>, 
     (store, !given_up.is_empty())
 }
 
-/// (event_id, sequence number) of the events; (sequence number, reason) of the quarantine.
+/// (event_id, sequence number) of the events; (sequence number, reason) of the quarantine;
+/// once publisher rounds have published everything committed.
 async fn read_back(store: &Faulty) -> (Vec<(String, String)>, Vec<(String, String)>, Vec<testkit::Row>) {
+    testkit::publish(store, "pre/").await;
+    let audit = publisher::audit::audit(store, "pre/").await.unwrap();
+    assert!(audit.holds(), "{audit:?}");
     let mut events: Vec<_> = read_table(store, "pre/", Table::Events)
         .await
         .into_iter()
@@ -404,6 +453,7 @@ fn a_producer_retry_in_a_later_batch_counts_once_and_a_quarantined_copy_is_not_t
             dups += p.process(vec![r.clone()]).await.duplicates;
         }
         assert_eq!(dups, 2);
+        testkit::publish(&*store, "pre/").await;
         let events: Vec<_> = read_table(&*store, "pre/", Table::Events)
             .await
             .into_iter()
@@ -434,8 +484,9 @@ fn a_batch_spanning_hours_writes_each_partition_once_per_commit() {
         // Event times 09:30 to 12:00 span 4 hours: events, order_items, sales and funnel in 4
         // partitions each, one file per partition.
         assert_eq!(report.files, 16);
+        testkit::publish(&*store, "pre/").await;
         let keys = store.inner.list("pre/events/").await.unwrap();
-        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert_eq!(keys.len(), 4, "one file per hour: {keys:?}");
         check_datasets(&store, &records).await;
     });
 }
@@ -552,8 +603,9 @@ fn files_that_disappear_never_stop_a_shard() {
         let p = processor(&store);
         for chunk in [0..10, 10..20] {
             assert!(p.process(records[chunk].to_vec()).await.error.is_none());
+            testkit::publish(&*store, "pre/").await;
         }
-        // Erase the latest commit's visible files, head.json and every checkpoint, and cold start.
+        // Erase the latest round's visible files, head.json and every checkpoint, and cold start.
         let removed: Vec<String> = store
             .inner
             .list("pre/")
@@ -561,7 +613,9 @@ fn files_that_disappear_never_stop_a_shard() {
             .unwrap()
             .into_iter()
             .filter(|k| {
-                k.contains("-00000000000000000002.parquet") || k.ends_with("head.json") || k.contains("/checkpoints/")
+                k.contains("part-0-00000000000000000002.parquet")
+                    || k.ends_with("head.json")
+                    || k.contains("/checkpoints/")
             })
             .collect();
         assert!(
@@ -627,10 +681,19 @@ fn old_commit_records_are_folded_after_the_retention_and_the_shard_goes_on() {
         let mut cfg = config();
         cfg.ledger.retention = Duration::ZERO;
         let p = Processor::with_config(store.clone(), "pre/", cfg.clone());
-        for chunk in records.chunks(2) {
+        let commits_dir = "pre/_pipeline/orders/shardId-000000000001/commits/";
+        // Nothing is folded before the publisher is done with it: it reads the commit records.
+        for chunk in records[..20].chunks(2) {
             assert!(p.process(chunk.to_vec()).await.error.is_none());
         }
-        let commits = store.inner.list("pre/_pipeline/orders/shardId-000000000001/commits/").await.unwrap();
+        assert_eq!(store.inner.list(commits_dir).await.unwrap().len(), 10, "unpublished: not folded");
+        let settings = publisher::Settings { mark_every: 1, ..publisher::Settings::default() };
+        let publisher = publisher::Publisher::new(store.clone(), "pre/", settings);
+        for chunk in records[20..].chunks(2) {
+            publisher.drain(10).await.unwrap();
+            assert!(p.process(chunk.to_vec()).await.error.is_none());
+        }
+        let commits = store.inner.list(commits_dir).await.unwrap();
         assert!(commits.len() < 10, "folded: {commits:?}");
         let checkpoints = store.inner.list("pre/_pipeline/orders/shardId-000000000001/checkpoints/").await.unwrap();
         assert!(checkpoints.len() <= 2, "{checkpoints:?}");

@@ -39,9 +39,24 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
         dashboard_any_port: false,
         store_outage: None,
         reshard_at: None,
+        publish_interval: Duration::from_millis(500),
     };
     let summary = pipeline::run(&job).await.unwrap();
     assert!(summary.reconciled(), "{}", summary.render(dir.path()));
+    // Published in rounds: at most one file per table, hour and round, aggregates at one row
+    // per key per round, and the summary says so.
+    assert!(summary.published_ok(), "{:?}", summary.audit);
+    assert!(summary.published.rounds >= 3, "rounds every 0.5 s over 3 s: {}", summary.published.rounds);
+    let events_files = summary.audit.tables[&Table::Events].files;
+    assert!(
+        events_files <= summary.published.rounds * summary.audit.tables[&Table::Events].hours,
+        "{events_files} events files"
+    );
+    // Every staged file the handler committed went into a round.
+    assert_eq!(summary.published.commits, summary.esm.invocations - summary.esm.failed_invocations);
+    assert!(summary.published.input_files > summary.published.files, "{:?}", summary.published);
+    let (f50, f99) = (summary.published.freshness_ms(0.5), summary.published.freshness_ms(0.99));
+    assert!(f50 > 0 && f50 <= f99 && f99 < 10_000, "freshness p50 {f50} ms, p99 {f99} ms");
     let produced = summary.truth.records;
     assert!((4000..=4600).contains(&produced), "about 1,500 records/s for 3 s: {produced}");
     assert_eq!(summary.esm.records, produced, "every record was processed");
@@ -52,6 +67,10 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
         text.contains("reconciled with the producer's truth manifest")
             && text.contains("p99")
             && text.contains("duckdb -c")
+            && text.contains("at most 1 file per table, hour and round")
+            && text.contains("at most 1 row per key per round")
+            && text.contains("freshness from arrival in the stream to visible in the datasets"),
+        "{text}"
     );
 
     // The datasets, with the parquet crate and with DuckDB (hive partitioning).
@@ -84,6 +103,8 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     assert_eq!(by_reason, t.quarantine.rows);
     assert_eq!(snap["iterator_age"].as_array().unwrap().len(), 3);
     assert!(!snap["minutes"].as_array().unwrap().is_empty() && !snap["top_products"].as_array().unwrap().is_empty());
+    assert_eq!(snap["files_published"], summary.published.files);
+    assert_eq!(snap["rounds"], summary.published.rounds);
 }
 
 /// The truth manifest a main job wrote into its data directory.
@@ -138,6 +159,21 @@ impl ObjectStore for FailingReads {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(prefix).await
     }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        self.inner.upload_start(key).await
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        self.inner.upload_part(key, upload, n, body).await
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        self.inner.upload_complete(key, upload, parts).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        self.inner.upload_abort(key, upload).await
+    }
 }
 
 #[tokio::test]
@@ -176,6 +212,7 @@ async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destina
     assert_eq!(note["KinesisBatchInfo"]["batchSize"], 10);
     assert_eq!(note["requestContext"]["condition"], "RetryAttemptsExhausted");
     assert!(note["responseContext"]["functionError"].as_str().unwrap().contains("503 SlowDown"));
+    testkit::publish(processor.store(), "").await;
     let mut ids: Vec<u32> = read_table(processor.store(), "", Table::Events)
         .await
         .into_iter()
@@ -207,6 +244,7 @@ fn the_cli_runs_the_main_job_and_refuses_bad_flags() {
         vec!["--max-record-age", "0"],
         vec!["--no-dashboard", "--serve"],
         vec!["--dashboard", "localhost"],
+        vec!["--publish-interval", "0"],
     ] {
         let out = std::process::Command::new(bin)
             .args(["--data-dir", dir.path().to_str().unwrap()])

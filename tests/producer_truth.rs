@@ -48,6 +48,7 @@ async fn the_truth_manifest_equals_the_datasets_the_processor_writes() {
     let t = truth.manifest(77);
     let tables = &t.tables;
     let db = p.store();
+    testkit::publish(db, "").await;
 
     let events = read_table(db, "", Table::Events).await;
     assert_eq!(events.len() as u64, tables.events.rows);

@@ -1,9 +1,11 @@
-//! The reliability scenarios of docs/reliability.md that run the real `processor` bootstrap under
-//! the local Lambda Runtime API, as Lambda runs it, against moto_server's S3 behind the fault
-//! proxy: lost replies on every write, 5xx bursts, the function killed in the middle of every
-//! write, redelivery with other boundaries, files that disappear, interleaved batches, and a
-//! store without conditional writes. Each checks the datasets against what the contract says
-//! they must hold, and records a row of the report (testkit::reliability).
+//! The reliability scenarios of docs/reliability.md that run the real `processor` and
+//! `publisher` bootstraps under the local Lambda Runtime API, as Lambda runs them, against
+//! moto_server's S3 behind the fault proxy: lost replies on every write, 5xx bursts, the
+//! function killed in the middle of every write (of a commit, and of a publisher round),
+//! redelivery with other boundaries, files that disappear, interleaved batches, and a store
+//! without conditional writes. Each publishes with the real publisher, checks the datasets
+//! against what the contract says they must hold, and records a row of the report
+//! (testkit::reliability).
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ const SHARD: &str = "shardId-000000000007";
 const RECORDS: usize = 300;
 
 struct World {
-    _moto: Server,
+    moto: Server,
     proxy: Server,
     s3: aws_sdk_s3::Client,
     logs: tempfile::TempDir,
@@ -32,26 +34,57 @@ impl World {
         let proxy = testkit::start_fault_proxy(&moto);
         let s3 = testkit::s3_client(&moto.endpoint());
         testkit::create_bucket(&s3, "lake").await;
-        World { _moto: moto, proxy, s3, logs: tempfile::tempdir().unwrap() }
+        World { moto, proxy, s3, logs: tempfile::tempdir().unwrap() }
     }
 
-    /// The function, writing under `prefix` through the fault proxy.
+    /// The processor function, writing under `prefix` through the fault proxy.
     async fn lambda(&self, prefix: &str, timeout: Duration) -> LocalLambda {
         let mut spec = FunctionSpec::new(testkit::processor_bootstrap());
         spec.memory_mb = 128;
         spec.timeout = timeout;
         spec.log_file = Some(self.logs.path().join(format!("{}.log", prefix.trim_end_matches('/'))));
-        spec.env = [
+        spec.env = self.env(prefix, &self.proxy);
+        LocalLambda::start(spec).await.expect("the local Lambda Runtime API")
+    }
+
+    /// The publisher function (a round a second), through the fault proxy or straight to S3.
+    async fn publisher(&self, prefix: &str, timeout: Duration, through_proxy: bool) -> LocalLambda {
+        let mut spec = FunctionSpec::new(testkit::publisher_bootstrap());
+        spec.name = "publisher".into();
+        spec.memory_mb = 256;
+        spec.timeout = timeout;
+        let name = prefix.trim_end_matches('/');
+        spec.log_file = Some(self.logs.path().join(format!("{name}-publisher.log")));
+        spec.env = self.env(prefix, if through_proxy { &self.proxy } else { &self.moto });
+        spec.env.push(("PUBLISH_INTERVAL_SECONDS".into(), "1".into()));
+        LocalLambda::start(spec).await.expect("the local Lambda Runtime API")
+    }
+
+    fn env(&self, prefix: &str, s3: &Server) -> Vec<(String, String)> {
+        [
             ("AWS_ACCESS_KEY_ID", "test".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-            ("AWS_ENDPOINT_URL", self.proxy.endpoint()),
+            ("AWS_ENDPOINT_URL", s3.endpoint()),
             ("ANALYTICS_BUCKET", "lake".to_string()),
             ("ANALYTICS_PREFIX", prefix.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        LocalLambda::start(spec).await.expect("the local Lambda Runtime API")
+        .collect()
+    }
+
+    /// Everything committed under `prefix` published by the publisher function (invoked with a
+    /// Scheduled Event, straight to S3), until an invocation finds nothing left.
+    async fn publish(&self, prefix: &str) {
+        let publisher = self.publisher(prefix, Duration::from_millis(1500), false).await;
+        for _ in 0..10 {
+            let answer = publisher.invoke(testkit::scheduled_event()).await.expect("the publisher succeeds");
+            let answer: Value = serde_json::from_slice(&answer).unwrap();
+            if answer["commitsPublished"] == 0 {
+                return;
+            }
+        }
+        panic!("the publisher kept finding commits under {prefix}");
     }
 
     /// The bucket, not through the proxy.
@@ -110,9 +143,13 @@ fn numbers(range: std::ops::Range<usize>) -> Vec<usize> {
     range.collect()
 }
 
-/// What the datasets under `prefix` hold against what records `expected` must give: events
-/// out, quarantined out, lost, doubled.
-async fn outcome(store: &dyn ObjectStore, prefix: &str, expected: &[usize]) -> (u64, u64, u64, u64) {
+/// What the datasets under `prefix` hold, once the publisher has published everything, against
+/// what records `expected` must give: events out, quarantined out, lost, doubled.
+async fn outcome(world: &World, prefix: &str, expected: &[usize]) -> (u64, u64, u64, u64) {
+    world.publish(prefix).await;
+    let store = &world.store();
+    let audit = publisher::audit::audit(store, prefix).await.unwrap();
+    assert!(audit.holds(), "{prefix}: {audit:?}");
     let events: Vec<String> = testkit::read_table(store, prefix, Table::Events)
         .await
         .into_iter()
@@ -148,6 +185,18 @@ fn row(order: u32, scenario: &str, injected: String, records_in: usize, out: (u6
     }
 }
 
+/// After a run with one fault armed: the fault cleared, the datasets under `prefix` checked
+/// (nothing lost or doubled) and added to `total`; whether the fault landed (when it did not,
+/// every write has had its turn).
+async fn settle(world: &World, prefix: &str, total: &mut (u64, u64, u64, u64)) -> bool {
+    let left = testkit::proxy_counters(&world.proxy);
+    testkit::inject_faults(&world.proxy, 0, 0, 503);
+    let out = outcome(world, prefix, &numbers(0..RECORDS)).await;
+    assert_eq!((out.2, out.3), (0, 0), "{prefix}: lost, doubled");
+    *total = (total.0 + out.0, total.1 + out.1, total.2 + out.2, total.3 + out.3);
+    left["fail"] != 1
+}
+
 /// For every write of a first commit, k = 0, 1, ...: a fresh function and prefix, the fault on
 /// the k-th write, the batch delivered until it succeeds, the datasets checked. Stops when the
 /// fault no longer lands (k is past the last write).
@@ -165,14 +214,8 @@ async fn on_every_write(
         let lambda = world.lambda(&prefix, timeout).await;
         testkit::inject_lost_replies(&world.proxy, k, 1, fault);
         delivered.add(deliver(&lambda, &records).await);
-        let left = testkit::proxy_counters(&world.proxy);
-        testkit::inject_faults(&world.proxy, 0, 0, 503);
-        let out = outcome(&world.store(), &prefix, &numbers(0..RECORDS)).await;
-        assert_eq!((out.2, out.3), (0, 0), "{prefix}: lost, doubled");
-        total = (total.0 + out.0, total.1 + out.1, total.2 + out.2, total.3 + out.3);
         runs += 1;
-        if left["fail"] == 1 {
-            // The fault did not land: every write had its turn.
+        if !settle(world, &prefix, &mut total).await {
             break;
         }
     }
@@ -189,7 +232,7 @@ async fn a_lost_reply_on_every_write() {
         record(&row(
             order,
             &format!("lost reply ({how} after S3 applied the write)"),
-            format!("on write k of a first commit, for each of its {} writes (conditional-write probe, staged files, commit record, copies, head.json, deletes)", runs - 1),
+            format!("on write k of a first commit, for each of its {} writes (conditional-write probe, staged files, commit record, head.json)", runs - 1),
             runs * RECORDS,
             out,
             peak,
@@ -226,10 +269,7 @@ async fn s3_5xx_bursts_longer_than_the_sdk_retries() {
         let lambda = world.lambda(&prefix, Duration::from_secs(20)).await;
         testkit::inject_faults(&world.proxy, k, 8, 503);
         delivered.add(deliver(&lambda, &records).await);
-        testkit::inject_faults(&world.proxy, 0, 0, 503);
-        let out = outcome(&world.store(), &prefix, &numbers(0..RECORDS)).await;
-        assert_eq!((out.2, out.3), (0, 0), "{prefix}: lost, doubled");
-        total = (total.0 + out.0, total.1 + out.1, total.2 + out.2, total.3 + out.3);
+        settle(&world, &prefix, &mut total).await;
         runs += 1;
     }
     assert!(delivered.invocations > runs, "some bursts outlasted the SDK's retries");
@@ -259,7 +299,7 @@ async fn redelivery_with_other_boundaries() {
     }
     let cold = world.lambda("redelivery/", Duration::from_secs(20)).await;
     d.add(deliver(&cold, &records[30..300]).await);
-    let out = outcome(&world.store(), "redelivery/", &numbers(0..RECORDS)).await;
+    let out = outcome(&world, "redelivery/", &numbers(0..RECORDS)).await;
     assert_eq!((out.2, out.3), (0, 0));
     record(&row(
         5,
@@ -278,13 +318,15 @@ async fn visible_files_head_and_checkpoints_removed() {
     let mut d = Delivered::default();
     let lambda = world.lambda("removed/", Duration::from_secs(20)).await;
     d.add(deliver(&lambda, &records[0..100]).await);
+    world.publish("removed/").await;
     d.add(deliver(&lambda, &records[100..200]).await);
-    // An erasure of the latest commit's visible files (what a lifecycle rule, a compaction or
+    world.publish("removed/").await;
+    // An erasure of the latest round's visible files (what a lifecycle rule, a compaction or
     // an erasure request does), and of head.json and every checkpoint; then a cold start.
     let store = world.store();
     let mut removed = 0;
     for key in store.list("removed/").await.unwrap() {
-        let latest_file = key.ends_with("-00000000000000000002.parquet") && !key.contains("/_");
+        let latest_file = key.ends_with("part-0-00000000000000000002.parquet");
         if latest_file || key.ends_with("/head.json") || key.contains("/checkpoints/") {
             store.delete(&key).await.unwrap();
             removed += 1;
@@ -293,18 +335,72 @@ async fn visible_files_head_and_checkpoints_removed() {
     assert!(removed >= 5, "{removed}");
     let cold = world.lambda("removed/", Duration::from_secs(20)).await;
     d.add(deliver(&cold, &records[150..300]).await);
-    // The erased commit's records are gone by design; nothing else may be.
+    // The erased round's records are gone by design; nothing else may be.
     let expected: Vec<usize> = (0..100).chain(200..RECORDS).collect();
-    let out = outcome(&store, "removed/", &expected).await;
+    let out = outcome(&world, "removed/", &expected).await;
     assert_eq!((out.2, out.3), (0, 0));
     record(&row(
         6,
         "visible files, head.json and checkpoints removed",
-        format!("{removed} objects deleted (the latest commit's 100 records' files) before a cold start; expected: the other 200"),
+        format!("{removed} objects deleted (the latest round's files: 100 records; head.json files, checkpoints) before a cold start; expected: the other 200"),
         RECORDS,
         out,
         d.peak_kib,
     ));
+}
+
+/// For every write of a publisher round, k = 0, 1, ...: a fresh prefix with one commit of every
+/// record, the fault on the round's k-th write (the publisher function through the proxy), then
+/// the publisher again straight to S3, the datasets checked. Stops when the fault no longer
+/// lands.
+async fn on_every_round_write(
+    world: &World,
+    name: &str,
+    fault: ProxyFault,
+    timeout: Duration,
+) -> (usize, u64, (u64, u64, u64, u64)) {
+    let records = kinesis_records(SHARD, 0..RECORDS);
+    let (mut runs, mut peak, mut total) = (0, 0, (0, 0, 0, 0));
+    for k in 0.. {
+        assert!(k < 64, "the fault kept landing");
+        let prefix = format!("{name}-{k}/");
+        deliver(&world.lambda(&prefix, Duration::from_secs(20)).await, &records).await;
+        let publisher = world.publisher(&prefix, timeout, true).await;
+        testkit::inject_lost_replies(&world.proxy, k, 1, fault);
+        // Its answer may be an error (or no answer: killed); the next round finishes the work.
+        let _ = publisher.invoke(testkit::scheduled_event()).await;
+        if let Some(kib) = publisher.pid().await.and_then(peak_kib) {
+            peak = peak.max(kib);
+        }
+        runs += 1;
+        if !settle(world, &prefix, &mut total).await {
+            break;
+        }
+    }
+    (runs, peak, total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_round_losing_a_reply_or_killed_at_every_write() {
+    let world = World::new().await;
+    for (order, fault, how, timeout) in [
+        (13, ProxyFault::AppliedThenReset, "lost reply (a connection reset after S3 applied the write)", 1500),
+        (14, ProxyFault::AppliedThenHang, "publisher killed in the middle of each write (timeout)", 1500),
+    ] {
+        let (runs, peak, out) = on_every_round_write(&world, &format!("round-{order}"), fault, Duration::from_millis(timeout)).await;
+        record(&Row {
+            order,
+            scenario: format!("publisher round: {how}"),
+            injected: format!("on write k of a round, for each of its {} writes (merged files, round record, copies, deletes, head.json); then the next round", runs - 1),
+            records_in: (runs * RECORDS) as u64,
+            events_out: out.0,
+            quarantined_out: out.1,
+            lost: out.2,
+            duplicated: out.3,
+            peak_kib: (peak > 0).then_some(peak),
+            process: "publisher bootstrap (local Runtime API, 256 MB)".into(),
+        });
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +416,7 @@ async fn interleaved_batches_fail_loudly_and_lose_nothing() {
     assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), odds.len(), "every record reported failed");
     // Set back to 1, the mapping delivers the shard in order: the odd records come in then.
     d.add(deliver(&lambda, &records).await);
-    let out = outcome(&world.store(), "interleaved/", &numbers(0..RECORDS)).await;
+    let out = outcome(&world, "interleaved/", &numbers(0..RECORDS)).await;
     assert_eq!((out.2, out.3), (0, 0));
     record(&row(
         7,
@@ -345,7 +441,7 @@ async fn a_store_without_conditional_writes_is_refused() {
     let written = world.store().list("unconditional/").await.unwrap();
     assert!(written.is_empty(), "nothing written: {written:?}");
     testkit::drop_conditions(&world.proxy, false);
-    let out = outcome(&world.store(), "unconditional/", &[]).await;
+    let out = outcome(&world, "unconditional/", &[]).await;
     assert_eq!((out.2, out.3), (0, 0));
     record(&row(
         8,

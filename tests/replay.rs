@@ -122,6 +122,7 @@ async fn a_batch_lambda_gave_up_on_is_replayed_from_the_queue_exactly_once() {
     // depending on their arrival, which is now, in moto's stream.)
     let store = S3Store::new(s3.clone(), "lake");
     assert_eq!(Processor::new(S3Store::new(s3.clone(), "lake"), "ref/").process(records.clone()).await.error, None);
+    testkit::publish(&store, "ref/").await;
     let want = contents(&store, "ref/").await;
     assert_eq!(want.0.len() + want.1.len(), 56);
     let got = contents(&store, "p/").await;

@@ -1,6 +1,7 @@
-//! The S3 store and the handler against moto_server's S3 API on 127.0.0.1: round trips, both
-//! readers, redelivery, 503 bursts longer than the SDK's retries (through a fault proxy), and a
-//! process killed between any two writes.
+//! The S3 store, the handler and the publisher against moto_server's S3 API on 127.0.0.1: round
+//! trips, both readers, redelivery, 503 bursts longer than the SDK's retries (through a fault
+//! proxy), a process killed between any two writes of a commit, and a publisher killed between
+//! any two writes of a round.
 
 
 use bytes::Bytes;
@@ -46,6 +47,24 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
     let big = Bytes::from(vec![7u8; 8 << 20]);
     store.put("p/big", big.clone()).await.unwrap();
     assert_eq!(store.get("p/big").await.unwrap().unwrap(), big);
+    // Folders one level down (common prefixes).
+    store.put("p/events/dt=2026-11-23/hr=12/one.parquet", Bytes::from_static(b"1")).await.unwrap();
+    assert_eq!(store.list_dirs("p/").await.unwrap(), vec!["p/c/", "p/copy/", "p/events/"]);
+    assert_eq!(store.list_dirs("p/copy/").await.unwrap(), vec!["p/copy/x=1/"]);
+    // A multipart upload: nothing until it completes, then the whole; an aborted one leaves
+    // nothing.
+    let body: Vec<u8> = (0..(11 << 20)).map(|i: u32| (i % 253) as u8).collect();
+    let mut up = sink::store::Upload::new(&store, "p/multi", 0);
+    for chunk in body.chunks(3 << 20) {
+        up.write(chunk).await.unwrap();
+    }
+    assert!(!store.exists("p/multi").await.unwrap());
+    up.finish().await.unwrap();
+    assert_eq!(store.get("p/multi").await.unwrap().unwrap(), body);
+    let mut up = sink::store::Upload::new(&store, "p/aborted", 0);
+    up.write(&body).await.unwrap();
+    up.abort().await;
+    assert!(!store.exists("p/aborted").await.unwrap());
     // A missing bucket is an error that names it.
     let missing = store_on(&moto.endpoint(), "no-such-bucket", false).await;
     let err = missing.put("k", Bytes::new()).await.unwrap_err().to_string();
@@ -66,6 +85,9 @@ async fn the_handler_writes_readable_datasets_to_s3_and_redelivery_changes_nothi
     // A cold processor (a new Lambda container) agrees.
     let cold = Processor::new(store_on(&moto.endpoint(), "analytics", false).await, "prod/");
     assert_eq!(cold.process(records.clone()).await.already_committed, 56);
+    // Published by rounds: one file per table and hour, written in parts when large.
+    testkit::publish(p.store(), "prod/").await;
+    assert!(publisher::audit::audit(p.store(), "prod/").await.unwrap().holds());
     assert_sample_datasets(p.store(), "prod/").await;
 
     let report =
@@ -84,8 +106,8 @@ async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() 
     testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "flaky").await;
     let records = input::sample_records("orders", "shardId-000000000003").unwrap();
     // A burst of 8 failures (the SDK tries each request 3 times) starting at request k of a
-    // commit, for every k of a commit; each time the event source mapping retries from the
-    // lowest failed record until the batch succeeds.
+    // commit, for every k of a commit and beyond; each time the event source mapping retries
+    // from the lowest failed record until the batch succeeds.
     let mut failed_invocations = 0;
     for (k, prefix) in (0..34).map(|k| (k, format!("burst-{k}/"))) {
         let p = Processor::new(store_on(&proxy.endpoint(), "flaky", false).await, prefix.clone());
@@ -103,11 +125,14 @@ async fn s3_503_bursts_longer_than_the_sdk_retries_lose_and_duplicate_nothing() 
             pos = records.iter().position(|r| r.meta.sequence_number == report.failed[0]).unwrap();
         }
         testkit::inject_faults(&proxy, 0, 0, 503);
-        assert_sample_datasets(&store_on(&moto.endpoint(), "flaky", false).await, &prefix).await;
+        let store = store_on(&moto.endpoint(), "flaky", false).await;
+        testkit::publish(&store, &prefix).await;
+        assert_sample_datasets(&store, &prefix).await;
     }
-    // Concurrent requests share a burst, so the SDK's own retries absorb some of them; most
+    // A commit makes about 20 requests (reads included; publishing is the publisher's), and
+    // concurrent requests share a burst, so the SDK's own retries absorb some of them; most
     // must still reach the handler as failed invocations.
-    assert!(failed_invocations >= 17, "too few bursts outlasted the SDK's retries ({failed_invocations})");
+    assert!(failed_invocations >= 10, "too few bursts outlasted the SDK's retries ({failed_invocations})");
 }
 
 /// Delivers the records as the event source mapping does until the batch succeeds, and returns
@@ -135,14 +160,16 @@ async fn a_write_applied_by_s3_whose_reply_is_lost_is_read_back_on_every_write()
     let mut read_back = 0;
     for fault in [testkit::ProxyFault::AppliedThen500, testkit::ProxyFault::AppliedThenReset] {
         // Every write of a first commit: the probe's 2 conditional PUTs and DELETE, 9 staged
-        // PUTs, the commit record, 9 COPYs, head.json, 9 DELETEs.
-        for k in 0..32 {
+        // PUTs, the commit record, head.json.
+        for k in 0..14 {
             let prefix = format!("{fault:?}-{k}/");
             let p = Processor::new(store_on(&proxy.endpoint(), "lost", false).await, prefix.clone());
             testkit::inject_lost_replies(&proxy, k, 1, fault);
             read_back += deliver_until_done(&p, &records).await;
             testkit::inject_faults(&proxy, 0, 0, 503);
-            assert_sample_datasets(&store_on(&moto.endpoint(), "lost", false).await, &prefix).await;
+            let store = store_on(&moto.endpoint(), "lost", false).await;
+            testkit::publish(&store, &prefix).await;
+            assert_sample_datasets(&store, &prefix).await;
             // Redelivered whole afterwards: nothing new.
             let again = p.process(records.clone()).await;
             assert_eq!((again.error, again.already_committed), (None, records.len()), "{prefix}");
@@ -217,12 +244,60 @@ async fn a_process_killed_between_any_two_writes_loses_and_duplicates_nothing() 
         }
         assert_sample_datasets(&store, &prefix).await;
     }
-    // The conditional-write probe (2 conditional PUTs and a DELETE), then the samples' 9 files:
-    // 9 staged PUTs, the commit record, 9 COPYs, head.json and 9 DELETEs: 32 crash points.
-    assert_eq!(crashes, 32, "every write of the commit is a crash point");
+    // The commit: the conditional-write probe (2 conditional PUTs and a DELETE), the samples' 9
+    // staged PUTs, the commit record and head.json (14); then the round that `process` runs to
+    // publish it: 9 merged files, the round record, 9 COPYs, 18 DELETEs (inputs and merged
+    // files) and the group's head.json (38): 52 crash points.
+    assert_eq!(crashes, 52, "every write of the commit and of its round is a crash point");
     // The independent reader on one of the crashed-and-retried prefixes.
     let report =
         testkit::python_report(&["--s3-endpoint", &moto.endpoint(), "--bucket", "crashes", "--prefix", "crash-11/"]);
     testkit::assert_contract_types(&report, &Table::ALL);
     assert_eq!(report["events"].as_array().unwrap().len(), 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_killed_between_any_two_writes_of_a_round_loses_and_duplicates_nothing() {
+    let moto = testkit::servers::start_moto();
+    testkit::create_bucket(&testkit::s3_client(&moto.endpoint()), "rounds").await;
+    let store = store_on(&moto.endpoint(), "rounds", false).await;
+    let records = input::sample_records("orders", "shardId-000000000005").unwrap();
+    let publish = |prefix: &str, extra: &[&str]| {
+        testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint())
+            .args(["publish", "--bucket", "rounds", "--prefix", prefix])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let mut crashes = 0;
+    for n in 0.. {
+        assert!(n < 200, "the round never finished");
+        let prefix = format!("round-{n}/");
+        // Two commits to publish.
+        let p = Processor::new(store.clone(), prefix.clone());
+        assert_eq!(p.process(records[..30].to_vec()).await.error, None);
+        assert_eq!(p.process(records[30..].to_vec()).await.error, None);
+        let out = publish(&prefix, &["--crash-after-writes", &n.to_string()]);
+        if out.status.success() {
+            assert_sample_datasets(&store, &prefix).await;
+            break;
+        }
+        crashes += 1;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("fault injection"), "{stderr}");
+        // The next invocation finishes the round (or decides it anew), then finds nothing.
+        let out = publish(&prefix, &[]);
+        assert!(out.status.success(), "after crash {n}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_sample_datasets(&store, &prefix).await;
+        let audit = publisher::audit::audit(&store, &prefix).await.unwrap();
+        assert!(audit.holds(), "after crash {n}: {audit:?}");
+        let again = publish(&prefix, &[]);
+        assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to publish"));
+        assert!(
+            store.list(&format!("{prefix}_staging/")).await.unwrap().iter().all(|k| k.contains("/_publish/")),
+            "after crash {n}: committed inputs left staged"
+        );
+    }
+    // Every write of the round: merged files, the round record, copies, deletes, head.json.
+    assert!(crashes >= 20, "every write of the round is a crash point ({crashes})");
 }

@@ -23,6 +23,7 @@ async fn samples_land_in_the_five_tables_as_the_contract_says() {
     assert_eq!(report.error, None);
     assert_eq!((report.events, report.quarantined, report.duplicates), (16, 40, 0));
     let store = p.store().as_ref();
+    testkit::publish(store, "").await;
 
     let events = read_table(store, "", Table::Events).await;
     assert_eq!(events.len(), 16);
@@ -111,12 +112,14 @@ async fn running_the_same_records_again_changes_nothing() {
     let records = input::sample_records("samples", "shardId-000000000000").unwrap();
     let first = processor_for(dir.path()).process(records.clone()).await;
     assert_eq!(first.files, 9);
+    testkit::publish(&LocalStore::new(dir.path()).unwrap(), "").await;
     let files_before = LocalStore::new(dir.path()).unwrap().list("").await.unwrap();
     // A warm processor and a cold one (new process) both skip what is committed.
     let p = processor_for(dir.path());
     for _ in 0..2 {
         let again = p.process(records.clone()).await;
         assert_eq!((again.already_committed, again.events, again.files, again.error), (56, 0, 0, None));
+        assert!(testkit::publish(&LocalStore::new(dir.path()).unwrap(), "").await.iter().all(|r| r.round.is_none()));
     }
     assert_eq!(LocalStore::new(dir.path()).unwrap().list("").await.unwrap(), files_before);
 }
@@ -129,7 +132,11 @@ fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("16 events, 40 quarantined"), "{stdout}");
+    assert!(stdout.contains("published: 1 rounds, 1 commits into 9 files"), "{stdout}");
     assert!(dir.path().join("events/dt=2026-11-23/hr=13").is_dir());
+    // Published already: a round on demand finds nothing.
+    let out = Command::new(bin).args(["publish", "--data-dir", dir.path().to_str().unwrap()]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "nothing to publish");
 
     // NDJSON through `process`, with a chosen arrival time.
     let nd = dir.path().join("in.ndjson");
@@ -158,6 +165,9 @@ fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
         vec!["process", "--ndjson", nd.to_str().unwrap(), "--arrival", "yesterday"],
         vec!["samples", "--prefix", "no-slash"],
         vec!["process", "--event", nd.to_str().unwrap()],
+        vec!["publish", "--groups", "2", "--group", "2"],
+        vec!["publish", "--groups", "0"],
+        vec!["publish", "--round-mb", "0"],
     ] {
         let out = Command::new(bin).args(&args).arg("--data-dir").arg(dir.path()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -184,28 +184,32 @@ fn terraform_is_formatted_valid_offline_and_passes_checkov() {
     }
 }
 
-/// The zip that scripts/build-lambda-zip built, and its architecture (bash scripts/test builds
-/// the arm64 one, or the x86_64 one where the arm64 Rust target cannot be added).
-fn lambda_zip() -> (PathBuf, &'static str) {
+/// The zip of a function (`processor` or `publisher`) that scripts/build-lambda-zip built, and
+/// its architecture (bash scripts/test builds the arm64 ones, or the x86_64 ones where the arm64
+/// Rust target cannot be added).
+fn lambda_zip(function: &str) -> (PathBuf, &'static str) {
     ["arm64", "x86_64"]
         .into_iter()
-        .map(|arch| (testkit::repo_root().join(format!("target/lambda/processor-{arch}.zip")), arch))
+        .map(|arch| (testkit::repo_root().join(format!("target/lambda/{function}-{arch}.zip")), arch))
         .find(|(zip, _)| zip.is_file())
         .unwrap_or_else(|| {
-            panic!("target/lambda/processor-arm64.zip is missing: build it with bash scripts/build-lambda-zip")
+            panic!("target/lambda/{function}-arm64.zip is missing: build it with bash scripts/build-lambda-zip")
         })
 }
 
 #[test]
-fn the_lambda_zip_is_an_executable_bootstrap_for_amazon_linux_2023() {
-    let out = Command::new("python3")
-        .arg(testkit::repo_root().join("scripts/check_lambda_zip.py"))
-        .arg(lambda_zip().0)
-        .arg(lambda_zip().1)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("newest glibc symbol GLIBC_2."));
+fn the_lambda_zips_are_executable_bootstraps_for_amazon_linux_2023() {
+    for function in ["processor", "publisher"] {
+        let (zip, arch) = lambda_zip(function);
+        let out = Command::new("python3")
+            .arg(testkit::repo_root().join("scripts/check_lambda_zip.py"))
+            .arg(zip)
+            .arg(arch)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{function}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("newest glibc symbol GLIBC_2."));
+    }
 }
 
 /// What moto_server cannot do, kept behind a variable: Athena named queries cannot be deleted
@@ -221,6 +225,7 @@ fn emulator_override(endpoint: &str) -> String {
         "athena",
         "cloudwatch",
         "cloudwatchlogs",
+        "events",
         "glue",
         "iam",
         "kinesis",
@@ -244,11 +249,14 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     let moto = testkit::servers::start_moto();
     let ws = Workspace::new();
     std::fs::write(ws.example().join("emulator_override.tf"), emulator_override(&moto.endpoint())).unwrap();
-    let (zip, arch) = lambda_zip();
+    let (zip, arch) = lambda_zip("processor");
+    let (publisher_zip, _) = lambda_zip("publisher");
     let mut vars = vec![
         format!("architecture={arch}"),
         "region=us-east-1".to_string(),
         format!("lambda_zip={}", zip.display()),
+        format!("publisher_zip={}", publisher_zip.display()),
+        "publisher_groups=2".to_string(),
         "force_destroy=true".to_string(),
         "stream_mode=PROVISIONED".to_string(),
         "shard_count=2".to_string(),
@@ -286,10 +294,19 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         [
             "orderstream-failed-records",
             "orderstream-iterator-age",
-            "orderstream-missing-files",
             "orderstream-on-failure-messages",
-            "orderstream-processor-errors"
+            "orderstream-processor-errors",
+            "orderstream-publisher-0-errors",
+            "orderstream-publisher-0-lag",
+            "orderstream-publisher-0-missing-files",
+            "orderstream-publisher-1-errors",
+            "orderstream-publisher-1-lag",
+            "orderstream-publisher-1-missing-files",
         ]
+    );
+    assert_eq!(
+        outputs["publisher_function_names"]["value"],
+        serde_json::json!(["orderstream-publisher-0", "orderstream-publisher-1"])
     );
     let topic = outputs["alarm_topic_arn"]["value"].as_str().unwrap().to_string();
     assert!(topic.starts_with("arn:aws:sns:") && topic.ends_with(":orderstream-alarms"), "{topic}");
@@ -317,6 +334,11 @@ fn the_stack_applies_and_destroys_on_moto_server() {
             "orderstream-failed-records" => {
                 assert!(description.contains("orderstream repair --stream"), "{description}")
             }
+            "orderstream-publisher-0-lag" => {
+                // No report from a publisher is itself an alarm.
+                assert_eq!(v["treat_missing_data"], "breaching");
+                assert_eq!(v["dimensions"], serde_json::json!({"PublisherGroup": "0"}));
+            }
             _ => {}
         }
     }
@@ -329,8 +351,25 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         ),
         (&serde_json::json!(-1), &serde_json::json!(-1), &serde_json::json!(false))
     );
-    let function = &resources.iter().find(|r| r["type"] == "aws_lambda_function").unwrap()["values"];
+    let functions: Vec<&Value> =
+        resources.iter().filter(|r| r["type"] == "aws_lambda_function").map(|r| &r["values"]).collect();
+    let function = functions.iter().find(|f| f["function_name"] == "orderstream-processor").unwrap();
     assert_eq!(function["environment"][0]["variables"]["STREAM_RETENTION_HOURS"], "24");
+    // One publisher a group, one invocation at a time, each told its group and the interval,
+    // each on its own one-minute schedule.
+    for g in ["0", "1"] {
+        let p = functions.iter().find(|f| f["function_name"] == format!("orderstream-publisher-{g}")).unwrap();
+        let env = &p["environment"][0]["variables"];
+        assert_eq!(
+            (&env["PUBLISHER_GROUPS"], &env["PUBLISHER_GROUP"], &env["PUBLISH_INTERVAL_SECONDS"]),
+            (&serde_json::json!("2"), &serde_json::json!(g), &serde_json::json!("10"))
+        );
+        assert_eq!(p["reserved_concurrent_executions"], 1);
+    }
+    let rules: Vec<&Value> =
+        resources.iter().copied().filter(|r| r["type"] == "aws_cloudwatch_event_rule").collect();
+    assert_eq!(rules.len(), 2);
+    assert!(rules.iter().all(|r| r["values"]["schedule_expression"] == "rate(1 minute)"));
     // The Glue tables as created (read back by the provider) have the sink's columns.
     let created = &outputs["glue_tables"]["value"];
     let expected = expected_tables();
@@ -387,15 +426,17 @@ fn the_ingest_mapping_turns_a_browser_post_into_one_put_records_request() {
     }
 }
 
-/// Every processor metric the CloudWatch dashboard and alarms name is one the function writes
-/// (`processor::metrics`): a renamed metric fails here, not silently on AWS.
+/// Every EMF metric the CloudWatch dashboard and alarms name is one the functions write
+/// (`processor::metrics`, `publisher::metrics`): a renamed metric fails here, not silently on
+/// AWS.
 #[test]
-fn the_dashboard_and_alarms_name_only_metrics_the_processor_writes() {
+fn the_dashboard_and_alarms_name_only_metrics_the_functions_write() {
     let tf = std::fs::read_to_string(testkit::repo_root().join("terraform/modules/orderstream/cloudwatch.tf")).unwrap();
     let written: Vec<&str> = processor::metrics::SUMMARY_METRICS
         .iter()
         .map(|(name, _)| *name)
         .chain(processor::metrics::DIMENSIONED_METRICS.iter().map(|(name, _, _)| *name))
+        .chain(publisher::metrics::ROUND_METRICS.iter().map(|(name, _)| *name))
         .collect();
     let mut named = Vec::new();
     for (marker, end) in
@@ -407,7 +448,7 @@ fn the_dashboard_and_alarms_name_only_metrics_the_processor_writes() {
     }
     assert!(named.len() >= 8, "{named:?}");
     for name in &named {
-        assert!(written.contains(&name.as_str()), "cloudwatch.tf names {name}, which the processor does not write");
+        assert!(written.contains(&name.as_str()), "cloudwatch.tf names {name}, which no function writes");
     }
     assert_eq!(processor::metrics::NAMESPACE, "Orderstream");
     assert!(tf.contains("emf         = \"Orderstream\""));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::streams::KinesisEventResponse;
 use model::{ReasonCode, Rejection};
 use sink::store::ObjectStore;
-use sink::{encode_parquet, layout, DatasetBuilder};
+use sink::{encode_parquet, DatasetBuilder};
 
 use crate::cache::{ShardCache, ShardKey};
 use crate::dedup::{KeptIds, WindowBatch};
@@ -39,9 +39,8 @@ pub struct BatchReport {
     pub quarantined_by_reason: BTreeMap<ReasonCode, usize>,
     /// Valid events whose `event_id` was already kept within the window: dropped.
     pub duplicates: usize,
+    /// Files staged for the publisher.
     pub files: usize,
-    /// Committed files found neither staged nor visible while publishing (expired, erased).
-    pub missing_files: usize,
     /// Writes whose reply was lost and whose outcome was read back.
     pub lost_replies: usize,
     /// Whether the batch interleaved with the shard's commits (a parallelization factor above 1).
@@ -72,7 +71,6 @@ impl BatchReport {
         }
         self.duplicates += o.duplicates;
         self.files += o.files;
-        self.missing_files += o.missing_files;
         self.lost_replies += o.lost_replies;
         self.interleaved |= o.interleaved;
         self.digest.merge(o.digest);
@@ -227,7 +225,6 @@ impl<S: ObjectStore> Processor<S> {
                 Some(s) => s,
                 None => match io::load(&self.store, &keys, &self.config.ledger).await {
                     Ok((s, loaded)) => {
-                        report.missing_files += loaded.missing_files;
                         for note in loaded.repaired {
                             tracing::warn!(stream, shard, note, "repaired the shard's state while loading it");
                         }
@@ -405,7 +402,6 @@ impl<S: ObjectStore> Processor<S> {
 
         let n = state.next_commit();
         let attempt = uuid::Uuid::new_v4().simple().to_string();
-        let stem = keys.file_stem(n);
         let mut files = Vec::new();
         let mut staged = Vec::new();
         for (i, tb) in builder.finish().map_err(|e| LedgerError::Encode(e.to_string()))?.into_iter().enumerate() {
@@ -413,8 +409,8 @@ impl<S: ObjectStore> Processor<S> {
             let staged_key = keys.staged(n, &attempt, i);
             files.push(CommittedFile {
                 table: tb.table.as_str().to_string(),
+                hour: tb.partition.hour_start_ms,
                 staged: staged_key.clone(),
-                key: layout::data_key(&keys.prefix, tb.table, tb.partition, &stem),
                 rows: tb.batch.num_rows() as u64,
                 bytes: body.len() as u64,
             });
@@ -455,6 +451,7 @@ impl<S: ObjectStore> Processor<S> {
             ranges,
             high_water_mark,
             arrival,
+            committed_ms: model::now_ms(),
             checkpoint: state.checkpoint(),
             files,
             window: base64::engine::general_purpose::STANDARD.encode(delta.to_bytes()),
@@ -467,7 +464,7 @@ impl<S: ObjectStore> Processor<S> {
         Ok(Built { record, staged, report })
     }
 
-    /// Writes a built commit, applies it, checkpoints when due and publishes it.
+    /// Writes a built commit, applies it, checkpoints when due and records it in `head.json`.
     async fn commit(
         &self,
         keys: &ShardKeys,
@@ -495,15 +492,7 @@ impl<S: ObjectStore> Processor<S> {
                 tracing::warn!(shard = keys.shard_id, error = %e, "checkpoint not written; the next commit tries again");
             }
         }
-        match io::publish(&self.store, keys, &record, state.checkpoint()).await {
-            Ok(missing) => {
-                report.missing_files += missing;
-                state.published = record.commit;
-                Ok(state)
-            }
-            // The records are committed: reported as failed, they come back at once, are found
-            // committed, and the load that finds them finishes publishing.
-            Err(e) => Err(Failure::drop(e.into())),
-        }
+        io::write_head(&self.store, keys, &state).await;
+        Ok(state)
     }
 }

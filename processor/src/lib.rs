@@ -20,3 +20,19 @@ pub mod ledger;
 pub mod metrics;
 
 pub use handler::{BatchReport, Processor, ProcessorConfig};
+
+/// A Lambda function's logs: JSON lines without colours or timestamps (CloudWatch adds the
+/// time), filtered by `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, `info` by default.
+pub fn init_lambda_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time()
+        .with_current_span(false)
+        .init();
+}

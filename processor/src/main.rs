@@ -9,18 +9,7 @@ use sink::store::S3Store;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // JSON lines without colours or timestamps: CloudWatch adds the time.
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .with_current_span(false)
-        .init();
+    processor::init_lambda_logging();
 
     let (destination, config) =
         match OutputConfig::from_env().and_then(|d| Ok((d, processor::config::processor_config_from_env()?))) {

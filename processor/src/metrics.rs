@@ -2,8 +2,8 @@
 //! Lambda's log pipeline turns into CloudWatch metrics without an API call.
 //!
 //! Namespace `Orderstream`, dimension `Stream`: `RecordsIn`, `Events`, `Quarantined`,
-//! `Duplicates`, `AlreadyCommitted`, `Replayed`, `FailedRecords`, `Orders`, `MissingFiles`,
-//! `LostReplies`, `InterleavedBatches` (counts) and `BatchLatency` (milliseconds); with `Stream`
+//! `Duplicates`, `AlreadyCommitted`, `Replayed`, `FailedRecords`, `Orders`, `LostReplies`,
+//! `InterleavedBatches` (counts) and `BatchLatency` (milliseconds); with `Stream`
 //! and `ReasonCode`: `QuarantinedByReason`; with `Stream` and `Currency`: `RevenueMinor` (the sum
 //! of order line totals, in minor units).
 
@@ -20,7 +20,7 @@ pub const NAMESPACE: &str = "Orderstream";
 /// The metrics of the summary document (dimension `Stream`), with their units: the names the
 /// Terraform dashboard and alarms use (`terraform/modules/orderstream/cloudwatch.tf`, checked
 /// by `tests/terraform.rs`).
-pub const SUMMARY_METRICS: [(&str, &str); 12] = [
+pub const SUMMARY_METRICS: [(&str, &str); 11] = [
     ("RecordsIn", "Count"),
     ("Events", "Count"),
     ("Quarantined", "Count"),
@@ -29,7 +29,6 @@ pub const SUMMARY_METRICS: [(&str, &str); 12] = [
     ("Replayed", "Count"),
     ("FailedRecords", "Count"),
     ("Orders", "Count"),
-    ("MissingFiles", "Count"),
     ("LostReplies", "Count"),
     ("InterleavedBatches", "Count"),
     ("BatchLatency", "Milliseconds"),
@@ -54,7 +53,6 @@ pub struct BatchSummary {
     pub replayed: u64,
     pub failed_records: u64,
     pub orders: u64,
-    pub missing_files: u64,
     pub lost_replies: u64,
     pub interleaved_batches: u64,
     pub batch_latency: u64,
@@ -75,7 +73,6 @@ impl BatchSummary {
             replayed: report.replayed as u64,
             failed_records: report.failed.len() as u64,
             orders: report.digest.orders(),
-            missing_files: report.missing_files as u64,
             lost_replies: report.lost_replies as u64,
             interleaved_batches: u64::from(report.interleaved),
             batch_latency: report.elapsed_ms,

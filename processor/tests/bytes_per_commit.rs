@@ -69,6 +69,22 @@ impl ObjectStore for Counting {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(prefix).await
     }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        self.inner.upload_start(key).await
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        self.add(key, body.len());
+        self.inner.upload_part(key, upload, n, body).await
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        self.inner.upload_complete(key, upload, parts).await
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        self.inner.upload_abort(key, upload).await
+    }
 }
 
 /// 2026-11-23T13:05:00Z

@@ -11,6 +11,7 @@ use processor::Processor;
 use producer::args;
 use producer::kinesis::{KinesisApi, SdkKinesis};
 
+use super::publish::{self, AfterArgs};
 use super::{DataDir, FunctionArgs, MappingArgs};
 use crate::lambda::esm::function::RuntimeFunction;
 use crate::lambda::esm::{self, EsmStats, Function};
@@ -44,6 +45,8 @@ pub struct Args {
     /// in this process.
     #[command(flatten)]
     function: FunctionArgs,
+    #[command(flatten)]
+    publish: AfterArgs,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<bool> {
@@ -100,5 +103,6 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     if st.discarded > 0 {
         eprintln!("replay them with: orderstream replay {}", cfg.on_failure.replay_flag());
     }
-    Ok(st.discarded == 0)
+    let published = publish::after(a.dir.store(&a.output).await?, &a.output.prefix, &a.publish).await;
+    Ok(st.discarded == 0 && published)
 }

@@ -48,6 +48,10 @@ pub struct Args {
     /// START seconds into the run (an S3 outage), as "START,LEN".
     #[arg(long, hide = true, value_parser = parse_outage)]
     store_outage: Option<(f64, f64)>,
+    /// Seconds between the in-process publisher's rounds (merging committed files into the
+    /// visible datasets).
+    #[arg(long, default_value_t = 2.0, value_parser = args::positive)]
+    publish_interval: f64,
     /// Reshard the embedded stream this many seconds into the run: split the first shard, and a
     /// second later merge the second and third (with three shards or more).
     #[arg(long, value_parser = args::positive)]
@@ -85,6 +89,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         dashboard_any_port: a.dashboard.is_none(),
         store_outage: a.store_outage.map(|(from, len)| (Duration::from_secs_f64(from), Duration::from_secs_f64(len))),
         reshard_at: a.reshard_at.map(Duration::from_secs_f64),
+        publish_interval: Duration::from_secs_f64(a.publish_interval),
     };
     eprintln!(
         "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards into {}/ (Ctrl-C to stop)",
@@ -99,5 +104,5 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         eprintln!("dashboard: still serving the final figures at {} (Ctrl-C to stop)", d.url());
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     }
-    Ok(summary.reconciled())
+    Ok(summary.reconciled() && summary.published_ok())
 }

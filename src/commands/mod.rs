@@ -6,6 +6,7 @@ pub mod consume;
 pub mod invoke;
 pub mod main_job;
 pub mod process;
+pub mod publish;
 pub mod repair;
 pub mod replay;
 

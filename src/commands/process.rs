@@ -10,6 +10,7 @@ use processor::kinesis::InputRecord;
 use processor::Processor;
 use sink::store::ObjectStore;
 
+use super::publish::{self, AfterArgs};
 use super::{print_report, DataDir};
 use crate::faults::CrashAfterWrites;
 use crate::input::{self, Placement};
@@ -21,6 +22,8 @@ pub struct SamplesArgs {
     /// With a bucket the datasets go to S3 instead of the data directory.
     #[command(flatten)]
     output: OutputConfig,
+    #[command(flatten)]
+    publish: AfterArgs,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +58,8 @@ pub struct Args {
     /// At most this many records.
     #[arg(long)]
     take: Option<usize>,
+    #[command(flatten)]
+    publish: AfterArgs,
     /// Fault injection for crash tests: abort the process right before its N+1th store write.
     #[arg(long, hide = true)]
     crash_after_writes: Option<usize>,
@@ -70,7 +75,7 @@ fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 
 pub async fn samples(a: SamplesArgs) -> anyhow::Result<bool> {
     let records = input::sample_records("samples", "shardId-000000000000")?;
-    one_batch(&a.dir, &a.output, records, None).await
+    one_batch(&a.dir, &a.output, &a.publish, records, None).await
 }
 
 pub async fn run(p: Args) -> anyhow::Result<bool> {
@@ -89,12 +94,13 @@ pub async fn run(p: Args) -> anyhow::Result<bool> {
         }
     };
     let records: Vec<_> = records.into_iter().skip(p.skip).take(p.take.unwrap_or(usize::MAX)).collect();
-    one_batch(&p.dir, &p.output, records, p.crash_after_writes).await
+    one_batch(&p.dir, &p.output, &p.publish, records, p.crash_after_writes).await
 }
 
 async fn one_batch(
     dir: &DataDir,
     output: &OutputConfig,
+    publish_args: &AfterArgs,
     records: Vec<InputRecord>,
     crash_after: Option<usize>,
 ) -> anyhow::Result<bool> {
@@ -103,7 +109,7 @@ async fn one_batch(
         Some(n) => Arc::new(CrashAfterWrites::new(store, n)),
         None => store,
     };
-    let processor = Processor::new(store, output.prefix.clone());
+    let processor = Processor::new(store.clone(), output.prefix.clone());
     let report = processor.process(records).await;
     if let Some(e) = &report.error {
         eprintln!("error: {e}");
@@ -115,7 +121,10 @@ async fn one_batch(
         return Ok(false);
     }
     print_report(&report, processor.store().as_ref());
-    if output.bucket.is_none() {
+    if !publish::after(store, &output.prefix, publish_args).await {
+        return Ok(false);
+    }
+    if output.bucket.is_none() && !publish_args.no_publish {
         println!(
             "query: duckdb -c \"SELECT event_type, count(*) FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1\"",
             dir.data_dir.display()

@@ -30,7 +30,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         .with_context(|| format!("repairing {} {} in {}", a.stream, a.shard, store.describe()))?;
     let s = &rebuilt.state;
     println!(
-        "{} {}: {} commit records (from {} to {}), high-water mark {}, {} ids in the de-duplication window, {} replayed ranges; wrote checkpoint {} and head.json{}",
+        "{} {}: {} commit records (from {} to {}), high-water mark {}, {} ids in the de-duplication window, {} replayed ranges; wrote checkpoint {} and head.json",
         a.stream,
         a.shard,
         rebuilt.commits,
@@ -40,7 +40,6 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         s.window.len(),
         s.replays.len(),
         s.checkpoint(),
-        if rebuilt.missing_files > 0 { format!("; {} files of the latest commit are gone", rebuilt.missing_files) } else { String::new() }
     );
     Ok(true)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use processor::config::OutputConfig;
 use processor::Processor;
 
+use super::publish::{self, AfterArgs};
 use super::DataDir;
 use crate::lambda::on_failure::Destination;
 
@@ -24,6 +25,8 @@ pub struct Args {
     /// With a bucket the datasets go to S3 instead of the data directory.
     #[command(flatten)]
     output: OutputConfig,
+    #[command(flatten)]
+    publish: AfterArgs,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<bool> {
@@ -41,7 +44,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     let kinesis = awsenv::load().await.ok().map(|shared| aws_sdk_kinesis::Client::new(&shared));
     let store = a.dir.store(&a.output).await?;
     let target = store.describe();
-    let processor = Processor::new(store, a.output.prefix.clone());
+    let processor = Processor::new(store.clone(), a.output.prefix.clone());
     let summary = crate::replay::replay(&source, kinesis.as_ref(), &processor).await?;
     let r = &summary.report;
     println!(
@@ -57,5 +60,6 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         r.already_committed,
         crate::peak_memory_note()
     );
-    Ok(summary.failed_batches == 0)
+    let published = publish::after(store, &a.output.prefix, &a.publish).await;
+    Ok(summary.failed_batches == 0 && published)
 }

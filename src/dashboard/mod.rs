@@ -20,6 +20,7 @@ use producer::kinesis::SendStats;
 use serde::Serialize;
 
 use crate::lambda::esm::EsmStats;
+use crate::publishing::PublishStats;
 
 const PAGE: &str = include_str!("page.html");
 /// Seconds of throughput history kept for the chart.
@@ -37,6 +38,7 @@ pub struct Live {
     pub produced: AtomicU64,
     pub sent: Arc<Mutex<SendStats>>,
     pub esm: Arc<Mutex<EsmStats>>,
+    pub published: Arc<Mutex<PublishStats>>,
     pub finished: AtomicBool,
     history: Mutex<VecDeque<Tick>>,
 }
@@ -100,6 +102,11 @@ pub struct Snapshot {
     pub orders: u64,
     pub invocations: u64,
     pub failed_invocations: u64,
+    /// Publisher rounds that published something, and the files they made visible.
+    pub rounds: u64,
+    pub files_published: u64,
+    /// The latest round's longest wait between a commit and its round (ms).
+    pub publish_lag_ms: i64,
     pub throughput: Vec<Rate>,
     pub minutes: Vec<MinutePoint>,
     pub funnel: Vec<FunnelStep>,
@@ -116,6 +123,7 @@ impl Live {
         target_rate: f64,
         sent: Arc<Mutex<SendStats>>,
         esm: Arc<Mutex<EsmStats>>,
+        published: Arc<Mutex<PublishStats>>,
     ) -> Self {
         Live {
             stream: stream.to_string(),
@@ -125,6 +133,7 @@ impl Live {
             produced: AtomicU64::new(0),
             sent,
             esm,
+            published,
             finished: AtomicBool::new(false),
             history: Mutex::new(VecDeque::with_capacity(HISTORY + 1)),
         }
@@ -151,6 +160,7 @@ impl Live {
         let esm = self.esm.lock().unwrap_or_else(|e| e.into_inner());
         let d = &esm.digest;
         let minutes = recent_minutes(&d.minutes);
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner()).clone();
         Snapshot {
             stream: self.stream.clone(),
             shards: self.shards,
@@ -168,6 +178,9 @@ impl Live {
             orders: d.orders(),
             invocations: esm.invocations,
             failed_invocations: esm.failed_invocations,
+            rounds: published.rounds,
+            files_published: published.files,
+            publish_lag_ms: published.lag_ms,
             throughput,
             minutes,
             funnel: funnel(|t| d.count(t)),
@@ -382,7 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_server_answers_the_page_the_snapshot_and_the_event_stream() {
-        let live = Arc::new(Live::new("s", 2, 100.0, Default::default(), Default::default()));
+        let live = Arc::new(Live::new("s", 2, 100.0, Default::default(), Default::default(), Default::default()));
         live.produced.store(42, Ordering::Relaxed);
         let d = serve(live, "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let get = |path: &str| {

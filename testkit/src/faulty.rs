@@ -149,4 +149,43 @@ impl ObjectStore for Faulty {
         }
         self.inner.list(prefix).await
     }
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        if let Some(f) = self.take(false) {
+            return Err(Self::error("list_dirs", prefix, f));
+        }
+        self.inner.list_dirs(prefix).await
+    }
+    async fn upload_start(&self, key: &str) -> Result<String, StoreError> {
+        match self.take(true) {
+            Some(Fault::Refuse) => Err(Self::error("upload_start", key, Fault::Refuse)),
+            Some(f) => {
+                self.inner.upload_start(key).await?;
+                Err(Self::error("upload_start", key, f))
+            }
+            None => self.inner.upload_start(key).await,
+        }
+    }
+    async fn upload_part(&self, key: &str, upload: &str, n: u32, body: Bytes) -> Result<String, StoreError> {
+        match self.take(true) {
+            Some(Fault::Refuse) => Err(Self::error("upload_part", key, Fault::Refuse)),
+            Some(f) => {
+                self.inner.upload_part(key, upload, n, body).await?;
+                Err(Self::error("upload_part", key, f))
+            }
+            None => self.inner.upload_part(key, upload, n, body).await,
+        }
+    }
+    async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        match self.take(true) {
+            Some(Fault::Refuse) => Err(Self::error("upload_complete", key, Fault::Refuse)),
+            Some(f) => {
+                self.inner.upload_complete(key, upload, parts).await?;
+                Err(Self::error("upload_complete", key, f))
+            }
+            None => self.inner.upload_complete(key, upload, parts).await,
+        }
+    }
+    async fn upload_abort(&self, key: &str, upload: &str) -> Result<(), StoreError> {
+        self.inner.upload_abort(key, upload).await
+    }
 }

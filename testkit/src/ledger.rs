@@ -41,6 +41,7 @@ pub async fn seed_full_window(
         ranges: vec![SeqRange("1".into(), "1".into())],
         high_water_mark: "1".into(),
         arrival: ArrivalSpan(latest_arrival_ms, latest_arrival_ms),
+        committed_ms: latest_arrival_ms,
         checkpoint: 0,
         files: Vec::new(),
         window: base64::engine::general_purpose::STANDARD.encode(WindowDelta::default().to_bytes()),
@@ -60,7 +61,7 @@ pub async fn seed_full_window(
         checkpoints: vec![CheckpointRef { commit: 1, latest_arrival_ms }],
         replays: Vec::new(),
     };
-    let head = Head { format: FORMAT, published: 1, checkpoint: 1 };
+    let head = Head { format: FORMAT, latest: 1, checkpoint: 1 };
     store.put(&keys.commit(1), commit.to_bytes()).await.expect("write commit 1");
     store.put(&keys.checkpoint(1), checkpoint_bytes(&header, &window)).await.expect("write checkpoint 1");
     store.put(&keys.head(), head.to_bytes()).await.expect("write head.json");

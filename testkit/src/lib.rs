@@ -39,23 +39,46 @@ pub fn repo_root() -> PathBuf {
 /// with the profile and target directory of the tests) if it is not up to date.
 pub fn processor_bootstrap() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "processor", "--bin", "processor", "--message-format=json"])
-                .current_dir(repo_root())
-                .output()
-                .expect("cannot run cargo to build the processor");
-            assert!(out.status.success(), "building the processor failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-                .find(|p| p.file_name().is_some_and(|n| n == "processor"))
-                .expect("cargo named the processor's executable")
-        })
-        .clone()
+    BUILT.get_or_init(|| build_bin("processor", "processor")).clone()
+}
+
+/// The `publisher` binary (the publisher function's bootstrap, `cargo build --bin publisher` at
+/// the root), built like [`processor_bootstrap`].
+pub fn publisher_bootstrap() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_bin("orderstream", "publisher")).clone()
+}
+
+fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin, "--message-format=json"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(out.status.success(), "building {bin} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .find(|p| p.file_name().is_some_and(|n| n == bin))
+        .unwrap_or_else(|| panic!("cargo named no executable {bin}"))
+}
+
+/// An EventBridge Scheduled Event, as the publisher function's schedule sends it.
+pub fn scheduled_event() -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-23T13:05:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/orderstream-publisher-0"],
+        "detail": {}
+    })
+    .to_string()
 }
 
 /// A command with the AWS SDK environment pointed at an emulator (dummy credentials, one region,
@@ -116,6 +139,13 @@ pub fn batch_rows(batch: &RecordBatch) -> Vec<Row> {
 pub fn is_visible_data_file(key: &str) -> bool {
     let last = key.rsplit('/').next().unwrap_or(key);
     key.ends_with(".parquet") && !last.starts_with('_') && !last.starts_with('.')
+}
+
+/// Publishes everything committed under the prefix: publisher rounds (one group) until one
+/// finds nothing left. Panics when a round fails.
+pub async fn publish(store: &dyn ObjectStore, prefix: &str) -> Vec<publisher::RoundReport> {
+    let publisher = publisher::Publisher::new(store, prefix, publisher::Settings::default());
+    publisher.drain(1000).await.expect("publisher rounds")
 }
 
 /// All rows of a table, read through the store with the `parquet` crate, each with its key.

@@ -9,7 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use model::DEDUP_WINDOW_MS;
 use sink::store::{ObjectStore, StoreError};
 
-use super::record::{checkpoint_bytes, parse_checkpoint, CheckpointRef, CommitKind, CommitRecord, Head, FORMAT};
+use super::record::{
+    checkpoint_bytes, parse_checkpoint, CheckpointRef, CommitKind, CommitRecord, Head, Published, FORMAT,
+};
 use super::state::ShardState;
 use super::{probe_key, LedgerError, Settings, ShardKeys};
 use crate::dedup::ReplayWindow;
@@ -26,8 +28,6 @@ const FOLD_MARGIN_MS: i64 = 3_600_000;
 /// What a load found and did besides building the state.
 #[derive(Debug, Default)]
 pub struct LoadReport {
-    /// Files of a commit being published that exist neither staged nor visible.
-    pub missing_files: usize,
     /// Repairs made on the way (a lost `head.json`, a damaged checkpoint), for the log.
     pub repaired: Vec<String>,
 }
@@ -96,21 +96,43 @@ impl CommitCache {
     }
 }
 
-async fn read_head<S: ObjectStore>(
+/// The shard's `head.json`, when it exists and is usable (a damaged one is noted and ignored:
+/// it is a hint).
+pub async fn read_head<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
-    report: &mut LoadReport,
-) -> Result<Option<Head>, LedgerError> {
+    notes: &mut Vec<String>,
+) -> Result<Option<Head>, StoreError> {
     let Some(body) = store.get(&keys.head()).await? else { return Ok(None) };
     match serde_json::from_slice::<Head>(&body) {
         Ok(h) if h.format == FORMAT => Ok(Some(h)),
         Ok(h) => {
-            report.repaired.push(format!("{} has format {}: ignored", keys.head(), h.format));
+            notes.push(format!("{} has format {}: ignored", keys.head(), h.format));
             Ok(None)
         }
         Err(e) => {
-            report.repaired.push(format!("{} is damaged ({e}): ignored", keys.head()));
+            notes.push(format!("{} is damaged ({e}): ignored", keys.head()));
             Ok(None)
+        }
+    }
+}
+
+/// Records the latest commit and checkpoint in `head.json` (a hint: a failure is logged).
+pub async fn write_head<S: ObjectStore>(store: &S, keys: &ShardKeys, state: &ShardState) {
+    let head = Head { format: FORMAT, latest: state.latest, checkpoint: state.checkpoint() };
+    if let Err(e) = store.put(&keys.head(), head.to_bytes()).await {
+        tracing::warn!(shard = keys.shard_id, error = %e, "head.json not updated; the next load looks past it");
+    }
+}
+
+/// The commit up to which the publisher has published this shard (0: none, or unknown).
+pub async fn read_published<S: ObjectStore>(store: &S, keys: &ShardKeys) -> Result<u64, StoreError> {
+    let Some(body) = store.get(&keys.published()).await? else { return Ok(0) };
+    match serde_json::from_slice::<Published>(&body) {
+        Ok(p) if p.format == FORMAT => Ok(p.commit),
+        _ => {
+            tracing::warn!(key = keys.published(), "unreadable: treated as nothing published, so nothing is folded");
+            Ok(0)
         }
     }
 }
@@ -122,23 +144,23 @@ async fn last_listed_commit<S: ObjectStore>(store: &S, keys: &ShardKeys) -> Resu
 }
 
 /// Reads a shard's state: `head.json`, the commit records after it, the newest usable
-/// checkpoint and the commits after that; then makes the files of every commit not yet published
-/// visible. A lost or damaged `head.json` or checkpoint is repaired on the way; a commit record
-/// that is missing or damaged inside the chain is an error that needs a repair.
+/// checkpoint and the commits after that. A lost or damaged `head.json` or checkpoint is
+/// repaired on the way; a commit record that is missing or damaged inside the chain is an error
+/// that needs a repair.
 pub async fn load<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
     settings: &Settings,
 ) -> Result<(ShardState, LoadReport), LedgerError> {
     let mut report = LoadReport::default();
-    let head = read_head(store, keys, &mut report).await?;
+    let head = read_head(store, keys, &mut report.repaired).await?;
     let mut cache = CommitCache::default();
     let mut latest = match &head {
         Some(h) => {
-            if h.published > 0 {
-                cache.get(store, keys, h.published).await?;
+            if h.latest > 0 {
+                cache.get(store, keys, h.latest).await?;
             }
-            h.published
+            h.latest
         }
         None => {
             let found = last_listed_commit(store, keys).await?;
@@ -169,27 +191,11 @@ pub async fn load<S: ObjectStore>(
             ),
         });
     }
-    // A commit is created only once the one before it is published, so without a head only the
-    // latest may not be.
-    let published = head.as_ref().map_or(latest - 1, |h| h.published).min(latest);
-    let mut unpublished = Vec::new();
     let first = state.latest + 1;
-    apply_commits(store, keys, &mut cache, &mut state, first..=latest, |c| {
-        if c.commit > published {
-            unpublished.push(c);
-        }
-    })
-    .await?;
-    let mut pending = Vec::new();
-    for n in (published + 1)..first {
-        pending.push(required_commit(store, keys, n).await?);
+    apply_commits(store, keys, &mut cache, &mut state, first..=latest).await?;
+    if head.as_ref().is_none_or(|h| h.latest != latest) {
+        write_head(store, keys, &state).await;
     }
-    pending.extend(unpublished);
-    for c in &pending {
-        // Finish what a crash or a failed request cut short (idempotent).
-        report.missing_files += publish(store, keys, c, state.checkpoint()).await?;
-    }
-    state.published = latest;
     if let Some(loaded_from) = fell_back {
         // Replace the damaged checkpoint, so that the next cold start does not fall back again.
         state.checkpoints.retain(|c| c.commit <= loaded_from);
@@ -200,15 +206,13 @@ pub async fn load<S: ObjectStore>(
     Ok((state, report))
 }
 
-/// Applies commit records `range` to `state` in order (fetched 256 at a time, 8 at once), then
-/// hands each to `then`.
+/// Applies commit records `range` to `state` in order (fetched 256 at a time, 8 at once).
 async fn apply_commits<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
     cache: &mut CommitCache,
     state: &mut ShardState,
     range: std::ops::RangeInclusive<u64>,
-    mut then: impl FnMut(CommitRecord),
 ) -> Result<(), LedgerError> {
     let (first, last) = (*range.start(), *range.end());
     for chunk_start in (first..=last).step_by(256) {
@@ -217,7 +221,6 @@ async fn apply_commits<S: ObjectStore>(
         for n in chunk_start..=chunk_end {
             let c = cache.0.remove(&n).ok_or_else(|| missing(keys, n))?;
             state.apply(&c).map_err(|e| LedgerError::Damaged { key: keys.commit(n), what: e.to_string() })?;
-            then(c);
         }
     }
     Ok(())
@@ -263,50 +266,6 @@ async fn from_checkpoint<S: ObjectStore>(
     }
 }
 
-/// Makes a commit's files visible, then records it in `head.json`, then deletes its staged
-/// copies. Idempotent. A file that exists neither staged nor visible (expired, erased) is logged
-/// and counted, not fatal: the count is returned.
-pub async fn publish<S: ObjectStore>(
-    store: &S,
-    keys: &ShardKeys,
-    commit: &CommitRecord,
-    checkpoint: u64,
-) -> Result<usize, StoreError> {
-    // Owned inputs and named async functions keep these futures `Send`, so that a caller can
-    // spawn the handler.
-    let files: Vec<(String, String)> = commit.files.iter().map(|f| (f.staged.clone(), f.key.clone())).collect();
-    let gone: Vec<bool> = futures::stream::iter(files)
-        .map(|(staged, key)| publish_file(store, commit.commit, staged, key))
-        .buffer_unordered(MAX_CONCURRENT_REQUESTS)
-        .try_collect()
-        .await?;
-    let head = Head { format: FORMAT, published: commit.commit, checkpoint };
-    store.put(&keys.head(), head.to_bytes()).await?;
-    let staged: Vec<String> = commit.files.iter().map(|f| f.staged.clone()).collect();
-    let deleted: Vec<Result<(), StoreError>> = futures::stream::iter(staged)
-        .map(|key| delete_key(store, key))
-        .buffer_unordered(MAX_CONCURRENT_REQUESTS)
-        .collect()
-        .await;
-    for e in deleted.into_iter().filter_map(Result::err) {
-        tracing::warn!(error = %e, "a published file's staged copy was not deleted; the staging lifecycle rule expires it");
-    }
-    Ok(gone.into_iter().filter(|g| *g).count())
-}
-
-async fn publish_file<S: ObjectStore>(store: &S, commit: u64, staged: String, key: String) -> Result<bool, StoreError> {
-    if store.copy(&staged, &key).await? || store.exists(&key).await? {
-        return Ok(false);
-    }
-    tracing::error!(
-        commit,
-        key,
-        staged,
-        "a committed file exists neither staged nor visible (expired or erased): its rows are not in the datasets"
-    );
-    Ok(true)
-}
-
 async fn put_key<S: ObjectStore>(store: &S, key: String, body: Bytes) -> Result<(), StoreError> {
     store.put(&key, body).await
 }
@@ -347,7 +306,7 @@ pub async fn write_commit<S: ObjectStore>(
                 return Ok(Created::ReplyLost);
             }
             for f in &commit.files {
-                if !winner.files.iter().any(|w| w.staged == f.staged || w.key == f.staged) {
+                if !winner.files.iter().any(|w| w.staged == f.staged) {
                     // Best effort: leftovers are hidden and expire with the staging lifecycle rule.
                     let _ = store.delete(&f.staged).await;
                 }
@@ -387,7 +346,8 @@ pub async fn check_conditional_writes<S: ObjectStore>(store: &S, prefix: &str) -
 
 /// Writes a checkpoint of `state` as of its latest commit, and folds what the stream's retention
 /// has put out of reach: commit records up to the newest kept checkpoint older than the
-/// retention (plus an hour), the checkpoints before it, and replayed ranges as old.
+/// retention (plus an hour) that the publisher has published (`published.json`), the
+/// checkpoints before it, and replayed ranges as old.
 pub async fn checkpoint<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
@@ -399,7 +359,13 @@ pub async fn checkpoint<S: ObjectStore>(
     let cutoff = now_ms.saturating_sub(retention_ms).saturating_sub(FOLD_MARGIN_MS);
     let mut checkpoints = state.checkpoints.clone();
     checkpoints.retain(|c| c.commit < state.latest);
-    let fold_to = checkpoints.iter().rev().find(|c| c.latest_arrival_ms < cutoff).map(|c| c.commit);
+    let mut fold_to = checkpoints.iter().rev().find(|c| c.latest_arrival_ms < cutoff).map(|c| c.commit);
+    if fold_to.is_some() {
+        // Only what the publisher is done with: it reads unpublished commits' records.
+        let published = read_published(store, keys).await?;
+        fold_to =
+            checkpoints.iter().rev().find(|c| c.latest_arrival_ms < cutoff && c.commit <= published).map(|c| c.commit);
+    }
     checkpoints.push(CheckpointRef { commit: state.latest, latest_arrival_ms: state.window.latest_arrival_ms() });
     let (floor, dropped): (u64, Vec<u64>) = match fold_to {
         Some(old) => (old + 1, checkpoints.iter().map(|c| c.commit).filter(|&c| c < old).collect()),
@@ -563,33 +529,27 @@ pub async fn replay_window<S: ObjectStore>(
 pub struct Rebuilt {
     pub state: ShardState,
     pub commits: u64,
-    pub missing_files: usize,
 }
 
 /// Rebuilds a shard's state from its commit records alone (the repair): lists them, checks that
-/// they form an unbroken chain, applies them, publishes the latest, and writes a checkpoint and
-/// `head.json`.
+/// they form an unbroken chain, applies them, and writes a checkpoint and `head.json`.
 pub async fn rebuild<S: ObjectStore>(store: &S, keys: &ShardKeys, settings: &Settings) -> Result<Rebuilt, LedgerError> {
     let mut numbers: Vec<u64> =
         store.list(&keys.commits()).await?.iter().filter_map(|k| keys.commit_number(k)).collect();
     numbers.sort_unstable();
     let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
-        return Ok(Rebuilt { state: ShardState::new(), commits: 0, missing_files: 0 });
+        return Ok(Rebuilt { state: ShardState::new(), commits: 0 });
     };
     if let Some(w) = numbers.windows(2).find(|w| w[1] != w[0] + 1) {
         return Err(missing(keys, w[0] + 1));
     }
     let mut state = ShardState { floor: first, latest: first - 1, ..ShardState::new() };
     let mut cache = CommitCache::default();
-    let mut latest_record = None;
-    apply_commits(store, keys, &mut cache, &mut state, first..=last, |c| latest_record = Some(c)).await?;
+    apply_commits(store, keys, &mut cache, &mut state, first..=last).await?;
     // Checkpoints named by the records may be damaged: this state starts a fresh list.
     state.checkpoints.clear();
     checkpoint(store, keys, &mut state, settings, model::now_ms()).await?;
-    let mut missing_files = 0;
-    if let Some(c) = &latest_record {
-        missing_files = publish(store, keys, c, state.checkpoint()).await?;
-    }
-    state.published = state.latest;
-    Ok(Rebuilt { state, commits: last - first + 1, missing_files })
+    let head = Head { format: FORMAT, latest: state.latest, checkpoint: state.checkpoint() };
+    store.put(&keys.head(), head.to_bytes()).await?;
+    Ok(Rebuilt { state, commits: last - first + 1 })
 }

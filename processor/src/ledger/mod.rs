@@ -7,11 +7,15 @@
 //!   fingerprints of its records and the data files it publishes ([`record::CommitRecord`]);
 //! - `checkpoints/<n:020>.bin`: the shard's state as of commit `n` (the de-duplication window,
 //!   the replayed ranges), so that a cold start reads one checkpoint and the commits after it;
-//! - `head.json`: the latest published commit and the newest checkpoint, a hint;
+//! - `head.json`: the latest commit and the newest checkpoint, a hint;
+//! - `published.json`: written by the publisher (crate `publisher`), the commit up to which
+//!   every commit is published, which bounds folding;
 //!
 //! and data files are written before their commit under `<prefix>_staging/<stream>/<shard>/
 //! <n>-<attempt>/<i>.parquet`: a prefix of its own, so that one lifecycle rule expires the
-//! orphans of failed attempts (S3 lifecycle filters match key prefixes only).
+//! orphans of failed attempts (S3 lifecycle filters match key prefixes only). The processor
+//! never writes a visible key: publisher rounds merge the staged files of many commits and
+//! shards into the visible datasets, then delete them.
 //!
 //! - [`record`]: the stored forms; [`state`]: what a processor holds and how a commit changes it
 //!   (pure); [`io`]: reading and writing them through an [`sink::store::ObjectStore`], where every
@@ -25,7 +29,7 @@ use std::time::Duration;
 
 use sink::store::StoreError;
 
-pub use record::{CommitKind, CommitRecord, CommittedFile, SeqRange};
+pub use record::{CommitKind, CommitRecord, CommittedFile, Head, Published, SeqRange};
 pub use state::{Position, ShardState};
 
 /// The keys of one shard's ledger.
@@ -64,13 +68,11 @@ impl ShardKeys {
     pub fn checkpoint(&self, n: u64) -> String {
         format!("{}checkpoints/{n:020}.bin", self.base)
     }
+    pub fn published(&self) -> String {
+        format!("{}published.json", self.base)
+    }
     pub fn staged(&self, n: u64, attempt: &str, i: usize) -> String {
         format!("{}{n:020}-{attempt}/{i:04}.parquet", self.staging)
-    }
-    /// The visible file name (without `.parquet`) of commit `n`'s files: unique per stream,
-    /// shard and commit, so publishing again replaces a file with itself.
-    pub fn file_stem(&self, n: u64) -> String {
-        format!("part-{}-{}-{n:020}", self.stream, self.shard_id)
     }
     /// The command that rebuilds this shard's state from its commit records.
     pub fn repair_command(&self) -> String {
@@ -79,9 +81,17 @@ impl ShardKeys {
     }
 }
 
+/// The folder of every stream's ledgers: `<prefix>_pipeline/<stream>/<shard>/`.
+pub fn ledgers_dir(prefix: &str) -> String {
+    format!("{prefix}_pipeline/")
+}
+
+/// The folder name under [`ledgers_dir`] that is not a stream.
+pub const PROBE_DIR: &str = "_probe";
+
 /// The probe key of the conditional-write check, under the hidden prefix.
 pub fn probe_key(prefix: &str, id: &str) -> String {
-    format!("{prefix}_pipeline/_probe/{id}.json")
+    format!("{}{PROBE_DIR}/{id}.json", ledgers_dir(prefix))
 }
 
 /// What the ledger's upkeep is tuned by.

@@ -18,14 +18,15 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// One data file of a commit.
+/// One data file of a commit: one table's rows of one partition hour, staged (hidden) until a
+/// publisher round merges it into the visible datasets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommittedFile {
     pub table: String,
-    /// Where the commit's attempt wrote it (hidden).
+    /// The start of the partition's UTC hour, in ms since the epoch.
+    pub hour: i64,
+    /// Where the commit's attempt wrote it.
     pub staged: String,
-    /// Where readers find it once published.
-    pub key: String,
     pub rows: u64,
     pub bytes: u64,
 }
@@ -61,7 +62,8 @@ impl ArrivalSpan {
 }
 
 /// Commit record `n` of a shard: created once, with `If-None-Match: *`. It names its writer's
-/// attempt, the records it covers, the ids it kept, and every data file it publishes.
+/// attempt, the records it covers, the ids it kept, and every data file it staged for the
+/// publisher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitRecord {
     pub format: u32,
@@ -77,6 +79,8 @@ pub struct CommitRecord {
     /// The highest sequence number covered by this commit or any before it.
     pub high_water_mark: String,
     pub arrival: ArrivalSpan,
+    /// When the writer created it (its clock, UTC ms): the publisher's lag is measured from it.
+    pub committed_ms: i64,
     /// The newest checkpoint that existed when this commit was written (0: none).
     pub checkpoint: u64,
     pub files: Vec<CommittedFile>,
@@ -145,18 +149,35 @@ impl CommitRecord {
     }
 }
 
-/// `head.json`: a hint, overwritten after each publish, so that a cold start finds the latest
-/// commit and checkpoint without listing. Losing it costs a LIST, never correctness.
+/// `head.json`: a hint, overwritten after each commit, so that a cold start (and the publisher)
+/// finds the latest commit and checkpoint without listing. It may lag (a crash between the
+/// commit and its update): readers look for the commits after it. Losing it costs a LIST,
+/// never correctness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     pub format: u32,
-    /// The latest commit whose files were made visible (and every commit before it).
-    pub published: u64,
+    /// The latest commit known then.
+    pub latest: u64,
     /// The newest checkpoint known then (0: none).
     pub checkpoint: u64,
 }
 
 impl Head {
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// `published.json`, written by the publisher: every commit up to `commit` is published (its
+/// round is decided), so that the processor may fold commit records up to it. It may lag the
+/// publisher's rounds, never lead them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub format: u32,
+    pub commit: u64,
+}
+
+impl Published {
     pub fn to_bytes(&self) -> Bytes {
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }

@@ -49,8 +49,6 @@ pub enum Position {
 pub struct ShardState {
     /// The latest commit (0: none yet).
     pub latest: u64,
-    /// The latest commit whose files are visible.
-    pub published: u64,
     pub high_water_mark: Option<String>,
     pub window: DedupWindow,
     pub recent: VecDeque<RecentCommit>,
@@ -72,7 +70,6 @@ impl ShardState {
     pub fn from_checkpoint(h: CheckpointHeader, window: DedupWindow) -> Self {
         ShardState {
             latest: h.commit,
-            published: h.commit,
             high_water_mark: h.high_water_mark,
             window,
             recent: VecDeque::new(),

@@ -1,0 +1,288 @@
+//! Merging one table's staged files of one hour into one file (pure: bytes in, bytes out).
+//!
+//! Detail tables (`events`, `order_items`, `quarantine`) are streamed: each input is decoded a
+//! batch at a time and appended, row groups are cut at about a set size, so memory holds one
+//! row group being encoded, not the table. Aggregate tables (`sales_minute`, `funnel_minute`)
+//! are rolled up: decoded and summed per key, one row per key, sorted by key, one row group.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMillisecondType};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_schema::DataType;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::errors::ParquetError;
+use sink::{merged_writer_properties, Table};
+
+/// Rows decoded at a time.
+const BATCH_ROWS: usize = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("staged file {key} cannot be read: {error}")]
+    Input { key: String, error: String },
+    #[error("staged file {key} does not hold the {table} table's columns: {what}")]
+    Schema { key: String, table: Table, what: String },
+    #[error("summing {table}'s {column} overflows a 64-bit integer")]
+    Overflow { table: Table, column: String },
+    #[error("writing the merged {table} file failed: {error}")]
+    Write { table: Table, #[source] error: ParquetError },
+}
+
+/// What was merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Merged {
+    /// Rows written.
+    pub rows: u64,
+    /// Rows read from the inputs (for an aggregate table, more than written).
+    pub rows_in: u64,
+    pub row_groups: usize,
+}
+
+/// Merges `inputs` (key and bytes of each staged file, in order) into one Parquet file written
+/// to `out`, row groups of about `row_group_bytes` for a detail table.
+pub fn merge<W: Write + Send>(
+    table: Table,
+    inputs: impl IntoIterator<Item = (String, Bytes)>,
+    out: W,
+    row_group_bytes: usize,
+) -> Result<Merged, MergeError> {
+    if table.is_aggregate() {
+        rollup(table, inputs, out)
+    } else {
+        append(table, inputs, out, row_group_bytes)
+    }
+}
+
+fn write_err(table: Table) -> impl Fn(ParquetError) -> MergeError {
+    move |error| MergeError::Write { table, error }
+}
+
+/// Each input's record batches, checked against the table's schema and carrying it.
+fn batches(table: Table, key: &str, body: Bytes) -> Result<Vec<RecordBatch>, MergeError> {
+    let input = |e: ParquetError| MergeError::Input { key: key.to_string(), error: e.to_string() };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body).map_err(input)?.with_batch_size(BATCH_ROWS).build();
+    let reader = reader.map_err(input)?;
+    let schema = table.schema();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| MergeError::Input { key: key.to_string(), error: e.to_string() })?;
+        let got = batch.schema();
+        let same = got.fields().len() == schema.fields().len()
+            && got.fields().iter().zip(schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        if !same {
+            let names: Vec<String> = got.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
+            return Err(MergeError::Schema { key: key.to_string(), table, what: names.join(", ") });
+        }
+        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            .map_err(|e| MergeError::Schema { key: key.to_string(), table, what: e.to_string() })?;
+        out.push(batch);
+    }
+    Ok(out)
+}
+
+fn append<W: Write + Send>(
+    table: Table,
+    inputs: impl IntoIterator<Item = (String, Bytes)>,
+    out: W,
+    row_group_bytes: usize,
+) -> Result<Merged, MergeError> {
+    let props = merged_writer_properties(row_group_bytes);
+    let mut writer = ArrowWriter::try_new(out, table.schema(), Some(props)).map_err(write_err(table))?;
+    let mut merged = Merged::default();
+    for (key, body) in inputs {
+        for batch in batches(table, &key, body)? {
+            merged.rows_in += batch.num_rows() as u64;
+            writer.write(&batch).map_err(write_err(table))?;
+        }
+    }
+    let meta = writer.close().map_err(write_err(table))?;
+    merged.rows = merged.rows_in;
+    merged.row_groups = meta.num_row_groups();
+    Ok(merged)
+}
+
+/// A row of an aggregate table: the window, the other key columns, the measures.
+type Key = (i64, Vec<String>);
+
+fn rollup<W: Write + Send>(
+    table: Table,
+    inputs: impl IntoIterator<Item = (String, Bytes)>,
+    out: W,
+) -> Result<Merged, MergeError> {
+    let schema = table.schema();
+    let kinds: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
+    let strings: Vec<usize> = (0..kinds.len()).filter(|&i| *kinds[i] == DataType::Utf8).collect();
+    let measures: Vec<usize> = (0..kinds.len()).filter(|&i| *kinds[i] == DataType::Int64).collect();
+    let mut sums: BTreeMap<Key, Vec<i64>> = BTreeMap::new();
+    let mut merged = Merged::default();
+    for (key, body) in inputs {
+        for batch in batches(table, &key, body)? {
+            merged.rows_in += batch.num_rows() as u64;
+            let window = batch.column(0).as_primitive::<TimestampMillisecondType>();
+            let text: Vec<&StringArray> = strings.iter().map(|&i| batch.column(i).as_string::<i32>()).collect();
+            let values: Vec<&Int64Array> = measures.iter().map(|&i| batch.column(i).as_primitive::<Int64Type>()).collect();
+            for row in 0..batch.num_rows() {
+                let k = (window.value(row), text.iter().map(|a| a.value(row).to_string()).collect());
+                let acc = sums.entry(k).or_insert_with(|| vec![0; measures.len()]);
+                for (j, v) in values.iter().enumerate() {
+                    acc[j] = acc[j].checked_add(v.value(row)).ok_or_else(|| MergeError::Overflow {
+                        table,
+                        column: schema.field(measures[j]).name().clone(),
+                    })?;
+                }
+            }
+        }
+    }
+    let columns: Vec<ArrayRef> = (0..kinds.len())
+        .map(|i| -> ArrayRef {
+            if let Some(s) = strings.iter().position(|&c| c == i) {
+                Arc::new(StringArray::from_iter_values(sums.keys().map(|k| k.1[s].as_str())))
+            } else if let Some(m) = measures.iter().position(|&c| c == i) {
+                Arc::new(Int64Array::from_iter_values(sums.values().map(|v| v[m])))
+            } else {
+                Arc::new(TimestampMillisecondArray::from_iter_values(sums.keys().map(|k| k.0)).with_timezone("UTC"))
+            }
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| MergeError::Write { table, error: ParquetError::General(e.to_string()) })?;
+    let mut writer =
+        ArrowWriter::try_new(out, schema, Some(merged_writer_properties(usize::MAX))).map_err(write_err(table))?;
+    if batch.num_rows() > 0 {
+        writer.write(&batch).map_err(write_err(table))?;
+    }
+    let meta = writer.close().map_err(write_err(table))?;
+    merged.rows = batch.num_rows() as u64;
+    merged.row_groups = meta.num_row_groups();
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use sink::{encode_parquet, DatasetBuilder, RecordMeta};
+
+    /// Staged files of `batches` batches of `per` orders each (every order two lines, in the
+    /// same few minutes and countries), as the processor writes them: table to files.
+    fn staged(batches: usize, per: usize) -> BTreeMap<Table, Vec<(String, Bytes)>> {
+        let mut out: BTreeMap<Table, Vec<(String, Bytes)>> = BTreeMap::new();
+        for b in 0..batches {
+            let mut builder = DatasetBuilder::new();
+            for i in 0..per {
+                let n = b * per + i;
+                let json = format!(
+                    r#"{{"event_id":"e-{n}","event_type":"order_placed","event_time":"2026-11-23T12:0{}:00Z","session_id":"s-{n}","country":"{}","device":"app","order_id":"o-{n}","currency":"EUR","items":[{{"product_id":"p-{}","category":"c-{}","quantity":2,"unit_price_minor":150}},{{"product_id":"p-x","category":"c-x","quantity":1,"unit_price_minor":99}}],"total_minor":399}}"#,
+                    n % 3,
+                    ["DE", "FR"][n % 2],
+                    n % 5,
+                    n % 4
+                );
+                let event = model::validate(json.as_bytes(), 1_795_435_200_000).unwrap();
+                let meta = RecordMeta {
+                    shard_id: "s".into(),
+                    sequence_number: n.to_string(),
+                    sub_sequence_number: 0,
+                    partition_key: "k".into(),
+                    arrival_ms: 1_795_435_200_000,
+                };
+                builder.add_event(&event, &meta);
+            }
+            for tb in builder.finish().unwrap() {
+                let body = encode_parquet(&tb.batch).unwrap();
+                out.entry(tb.table).or_default().push((format!("{}-{b}", tb.table), body));
+            }
+        }
+        out
+    }
+
+    fn read(body: Vec<u8>) -> (Vec<RecordBatch>, usize) {
+        let body = Bytes::from(body);
+        let groups = SerializedFileReader::new(body.clone()).unwrap().metadata().num_row_groups();
+        let batches = ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap();
+        (batches.map(|b| b.unwrap()).collect(), groups)
+    }
+
+    #[test]
+    fn detail_files_are_appended_with_row_groups_cut_by_size() {
+        let inputs = staged(20, 500);
+        let items = inputs[&Table::OrderItems].clone();
+        let mut whole = Vec::new();
+        let m = merge(Table::OrderItems, items.clone(), &mut whole, 128 << 20).unwrap();
+        assert_eq!((m.rows, m.rows_in, m.row_groups), (20_000, 20_000, 1), "the whole round in one row group");
+        let (batches, groups) = read(whole);
+        assert_eq!(groups, 1);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 20_000);
+        assert_eq!(batches[0].schema(), Table::OrderItems.schema());
+        let mut cut = Vec::new();
+        let m = merge(Table::OrderItems, items, &mut cut, 32 << 10).unwrap();
+        assert!(m.row_groups > 2, "{m:?}");
+        assert_eq!(read(cut).1, m.row_groups);
+    }
+
+    #[test]
+    fn aggregate_files_are_rolled_up_to_one_row_per_key() {
+        let inputs = staged(10, 300);
+        let sales = inputs[&Table::SalesMinute].clone();
+        let mut out = Vec::new();
+        let m = merge(Table::SalesMinute, sales.clone(), &mut out, 1).unwrap();
+        assert!(m.rows < m.rows_in, "{m:?}");
+        let (batches, groups) = read(out);
+        assert_eq!(groups, 1);
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut lines, mut revenue) = (0i64, 0i64);
+        for b in &batches {
+            let w = b.column(0).as_primitive::<TimestampMillisecondType>();
+            let (c, cat) = (b.column(1).as_string::<i32>(), b.column(2).as_string::<i32>());
+            for r in 0..b.num_rows() {
+                assert!(seen.insert((w.value(r), c.value(r).to_string(), cat.value(r).to_string())), "a key twice");
+                if r > 0 {
+                    assert!((w.value(r - 1), c.value(r - 1)) <= (w.value(r), c.value(r)), "sorted by key");
+                }
+            }
+            lines += b.column(4).as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
+            revenue += b.column(6).as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
+        }
+        assert_eq!((lines, revenue), (3000 * 2, 3000 * 399), "sums kept");
+        // Funnel too.
+        let mut out = Vec::new();
+        let m = merge(Table::FunnelMinute, inputs[&Table::FunnelMinute].clone(), &mut out, 1).unwrap();
+        assert_eq!(m.rows, 6, "3 minutes x 2 countries x 1 device");
+    }
+
+    #[test]
+    fn a_file_of_another_table_or_no_parquet_at_all_is_an_error() {
+        let inputs = staged(1, 10);
+        let events = inputs[&Table::Events][0].clone();
+        let err = merge(Table::OrderItems, [events], Vec::new(), 1 << 20).unwrap_err();
+        assert!(matches!(err, MergeError::Schema { .. }), "{err}");
+        let err = merge(Table::Events, [("k".to_string(), Bytes::from_static(b"nope"))], Vec::new(), 1 << 20).unwrap_err();
+        assert!(matches!(err, MergeError::Input { .. }), "{err}");
+    }
+
+    #[test]
+    fn sums_that_overflow_are_refused() {
+        let schema = Table::FunnelMinute.schema();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMillisecondArray::from(vec![0]).with_timezone("UTC")),
+            Arc::new(StringArray::from(vec!["DE"])),
+            Arc::new(StringArray::from(vec!["app"])),
+            Arc::new(Int64Array::from(vec![i64::MAX])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(Int64Array::from(vec![0])),
+        ];
+        let body = encode_parquet(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
+        let err = merge(Table::FunnelMinute, [("a".to_string(), body.clone()), ("b".to_string(), body)], Vec::new(), 1)
+            .unwrap_err();
+        assert!(matches!(err, MergeError::Overflow { .. }), "{err}");
+    }
+}
