@@ -14,6 +14,8 @@ module "orderstream" {
 
   name                                    = var.name
   lambda_zip                              = var.lambda_zip
+  publisher_zip                           = var.publisher_zip
+  publisher_groups                        = var.publisher_groups
   architecture                            = var.architecture
   stream_mode                             = var.stream_mode
   shard_count                             = var.shard_count

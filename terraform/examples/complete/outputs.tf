@@ -13,6 +13,11 @@ output "function_name" {
   value       = module.orderstream.function_name
 }
 
+output "publisher_function_names" {
+  description = "The publisher functions, one per group."
+  value       = module.orderstream.publisher_function_names
+}
+
 output "glue_database" {
   description = "The Glue database of the five tables."
   value       = module.orderstream.glue_database

@@ -16,6 +16,18 @@ variable "lambda_zip" {
   default     = "../../../target/lambda/processor-arm64.zip"
 }
 
+variable "publisher_zip" {
+  description = "The publisher function's zip: scripts/build-lambda-zip writes target/lambda/publisher-<arch>.zip."
+  type        = string
+  default     = "../../../target/lambda/publisher-arm64.zip"
+}
+
+variable "publisher_groups" {
+  description = "Publisher groups (one per 100 MB/s of staged Parquet)."
+  type        = number
+  default     = 1
+}
+
 variable "architecture" {
   description = "arm64 or x86_64: the zip's architecture."
   type        = string

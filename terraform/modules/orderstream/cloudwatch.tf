@@ -1,6 +1,6 @@
 # The dashboard and alarms: the processor's EMF metrics (namespace Orderstream, dimension
-# Stream), the function's IteratorAge, errors and throttles, the on-failure queue's depth, and
-# the stream's incoming records.
+# Stream), the function's IteratorAge, errors and throttles, the on-failure queue's depth, the
+# stream's incoming records, and the publishers' EMF metrics (dimension PublisherGroup).
 
 locals {
   stream_name = aws_kinesis_stream.this.name
@@ -67,6 +67,17 @@ resource "aws_cloudwatch_dashboard" "this" {
         region  = local.region, stat = "Sum", period = 300, view = "timeSeries"
         metrics = [[{ expression = "SEARCH('{${local.emf},Stream,ReasonCode} Stream=\"${local.stream_name}\" MetricName=\"QuarantinedByReason\"', 'Sum', 300)", id = "q" }]]
       } }),
+      merge(local.widget, { x = 0, y = 24, properties = {
+        title       = "Publish lag (ms): the oldest unpublished commit, per publisher group"
+        region      = local.region, stat = "Maximum", period = 60, view = "timeSeries"
+        metrics     = [[{ expression = "SEARCH('{${local.emf},PublisherGroup} MetricName=\"OldestUnpublishedAge\"', 'Maximum', 60)", id = "lag" }]]
+        annotations = { horizontal = [{ label = "alarm", value = var.publish_lag_alarm_seconds * 1000 }] }
+      } }),
+      merge(local.widget, { x = 12, y = 24, properties = {
+        title   = "Files published per minute, per publisher group"
+        region  = local.region, stat = "Sum", period = 60, view = "timeSeries"
+        metrics = [[{ expression = "SEARCH('{${local.emf},PublisherGroup} MetricName=\"FilesPublished\"', 'Sum', 60)", id = "files" }]]
+      } }),
     ]
   })
 }
@@ -79,29 +90,41 @@ locals {
     "iterator-age" = {
       description = "The processor is more than ${var.iterator_age_alarm_ms} ms behind the stream. Records expire after ${var.retention_hours} hours; by default the mapping retries a failing batch until it succeeds, so nothing is skipped meanwhile. Find why batches fail in the failed-records alarm and the function's error logs."
       namespace   = "AWS/Lambda", metric = "IteratorAge", dimensions = local.function_dimensions
-      statistic   = "Maximum", period = 60, evaluation_periods = 5, threshold = var.iterator_age_alarm_ms
+      statistic   = "Maximum", period = 60, evaluation_periods = 5, threshold = var.iterator_age_alarm_ms, missing = "notBreaching"
     }
     "failed-records" = {
       description = "The processor has reported failed records for ${var.failed_records_alarm_minutes} minutes: Lambda retries them and nothing is lost while they stay in the stream. Its error log says why: S3 errors or permissions; a damaged shard state (the log names the object and `orderstream repair --stream STREAM --shard SHARD ${local.destination}`); an interleaved batch (set the mapping's ParallelizationFactor back to 1); a store without conditional writes."
       namespace   = local.emf, metric = "FailedRecords", dimensions = local.emf_dimensions
-      statistic   = "Sum", period = 300, evaluation_periods = var.failed_records_alarm_minutes / 5, threshold = 0
-    }
-    "missing-files" = {
-      description = "Committed files were found neither staged nor visible while being published (the log names each): their rows are not in the datasets. Restore them from their previous versions (the bucket is versioned), or process their records again from the stream."
-      namespace   = local.emf, metric = "MissingFiles", dimensions = local.emf_dimensions
-      statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0
+      statistic   = "Sum", period = 300, evaluation_periods = var.failed_records_alarm_minutes / 5, threshold = 0, missing = "notBreaching"
     }
     "processor-errors" = {
       description = "The processor failed invocations (a timeout, an init error, a crash): Lambda retries them. Look at the function's logs."
       namespace   = "AWS/Lambda", metric = "Errors", dimensions = local.function_dimensions
-      statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0
+      statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0, missing = "notBreaching"
     }
     "on-failure-messages" = {
       description = "The mapping gave up on batches (maximum_retry_attempts or maximum_record_age_in_seconds): their records are not in the datasets yet. Replay them, exactly once, within the stream's retention of ${var.retention_hours} hours: orderstream replay --queue-url ${aws_sqs_queue.on_failure.url} ${local.destination}"
       namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = { QueueName = aws_sqs_queue.on_failure.name }
-      statistic   = "Maximum", period = 60, evaluation_periods = 1, threshold = 0
+      statistic   = "Maximum", period = 60, evaluation_periods = 1, threshold = 0, missing = "notBreaching"
     }
   }
+  publisher_alarms = merge([for g, p in local.publisher_groups : {
+    "publisher-${g}-lag" = {
+      description = "Publisher group ${g}: a committed batch has waited more than ${var.publish_lag_alarm_seconds} s to become visible, or the group reports nothing (its schedule is off or it fails before its first round). Its data is safe, staged and committed; it expires with the staging lifecycle rule after ${var.staging_expiration_days} days. Look at ${p.log}."
+      namespace   = local.emf, metric = "OldestUnpublishedAge", dimensions = { PublisherGroup = g }
+      statistic   = "Maximum", period = 60, evaluation_periods = 3, threshold = var.publish_lag_alarm_seconds * 1000, missing = "breaching"
+    }
+    "publisher-${g}-errors" = {
+      description = "Publisher group ${g} failed rounds: the next round rolls each one forward, so a lone error is harmless; a lasting one (S3 permissions, a damaged round record named in ${p.log}) stops publishing."
+      namespace   = "AWS/Lambda", metric = "Errors", dimensions = { FunctionName = p.function }
+      statistic   = "Sum", period = 300, evaluation_periods = 2, threshold = 0, missing = "notBreaching"
+    }
+    "publisher-${g}-missing-files" = {
+      description = "Publisher group ${g} found committed staged files gone before their round (expired by the staging lifecycle rule, or erased; ${p.log} names each): their rows are not in the datasets. Restore them from their previous versions (the bucket is versioned), or process their records again from the stream."
+      namespace   = local.emf, metric = "MissingFiles", dimensions = { PublisherGroup = g }
+      statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0, missing = "notBreaching"
+    }
+  }]...)
   alarm_topic   = var.alarm_topic_arn != null ? var.alarm_topic_arn : (var.create_alarm_topic ? aws_sns_topic.alarms[0].arn : null)
   alarm_actions = concat(local.alarm_topic == null ? [] : [local.alarm_topic], var.alarm_actions)
 }
@@ -114,7 +137,7 @@ resource "aws_sns_topic" "alarms" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
-  for_each            = local.alarms
+  for_each            = merge(local.alarms, local.publisher_alarms)
   alarm_name          = "${var.name}-${each.key}"
   alarm_description   = each.value.description
   namespace           = each.value.namespace
@@ -125,7 +148,7 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   evaluation_periods  = each.value.evaluation_periods
   threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
+  treat_missing_data  = each.value.missing
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = local.tags

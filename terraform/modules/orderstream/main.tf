@@ -10,10 +10,13 @@ locals {
   prefix    = var.analytics_prefix
   tags      = merge({ "app" = "orderstream", "stack" = var.name }, var.tags)
   # The log groups the stack's key encrypts: named here once, for them and for the key policy.
-  log_groups = {
-    processor = "/aws/lambda/${local.function_name}"
-    ingest    = "/aws/apigateway/${var.name}-ingest"
-  }
+  log_groups = merge(
+    {
+      processor = "/aws/lambda/${local.function_name}"
+      ingest    = "/aws/apigateway/${var.name}-ingest"
+    },
+    { for g, p in local.publisher_groups : "publisher-${g}" => p.log },
+  )
 }
 
 # One customer-managed key for the stream, the bucket, the queue, the logs and Athena's results.

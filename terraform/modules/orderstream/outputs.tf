@@ -23,6 +23,11 @@ output "function_name" {
   value       = aws_lambda_function.processor.function_name
 }
 
+output "publisher_function_names" {
+  description = "The publisher functions, one per group (their logs: /aws/lambda/<name>)."
+  value       = [for g in sort(keys(aws_lambda_function.publisher)) : aws_lambda_function.publisher[g].function_name]
+}
+
 output "on_failure_queue_url" {
   description = "Where batches given up after their retries are recorded (orderstream replay --queue-url)."
   value       = aws_sqs_queue.on_failure.url

@@ -61,6 +61,18 @@ resource "aws_s3_bucket_lifecycle_configuration" "datasets" {
     }
   }
 
+  # A publisher killed during a multipart upload of a merged file leaves its parts behind.
+  rule {
+    id     = "incomplete-uploads"
+    status = "Enabled"
+    filter {
+      prefix = local.prefix
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
   rule {
     id     = "quarantine"
     status = var.quarantine_expiration_days > 0 ? "Enabled" : "Disabled"

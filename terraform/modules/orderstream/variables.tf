@@ -52,8 +52,63 @@ variable "retention_hours" {
 # --- The processor function ---------------------------------------------------------------------
 
 variable "lambda_zip" {
-  description = "Path of the function's zip (scripts/build-lambda-zip: the release processor binary as bootstrap)."
+  description = "Path of the processor function's zip (scripts/build-lambda-zip: target/lambda/processor-<arch>.zip)."
   type        = string
+}
+
+variable "publisher_zip" {
+  description = "Path of the publisher function's zip (scripts/build-lambda-zip: target/lambda/publisher-<arch>.zip)."
+  type        = string
+}
+
+variable "publisher_groups" {
+  description = "Publisher groups: each a function that publishes a fixed share of the shards (by hash of stream and shard id). One handles about 100 MB/s of staged Parquet at the default memory; add one per 100 MB/s (docs/performance.md). Change it with the schedules disabled for a round (docs/exactly-once.md)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.publisher_groups >= 1 && var.publisher_groups <= 64
+    error_message = "publisher_groups is 1 to 64."
+  }
+}
+
+variable "publish_interval_seconds" {
+  description = "Seconds between a publisher's rounds: a record is visible at most this plus one batch after it is committed."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.publish_interval_seconds >= 1 && var.publish_interval_seconds <= 60
+    error_message = "publish_interval_seconds is 1 to 60."
+  }
+}
+
+variable "publisher_memory_size" {
+  description = "Publisher memory in MB; 1769 buys one full vCPU, which its merges use (PUBLISH_MEMORY_MB is three quarters of it)."
+  type        = number
+  default     = 1769
+  validation {
+    condition     = var.publisher_memory_size >= 256 && var.publisher_memory_size <= 10240
+    error_message = "publisher_memory_size is 256 to 10240 MB."
+  }
+}
+
+variable "publisher_timeout" {
+  description = "Publisher timeout in seconds: each minute's invocation runs rounds until about one interval before it."
+  type        = number
+  default     = 60
+  validation {
+    condition     = var.publisher_timeout >= 10 && var.publisher_timeout <= 900
+    error_message = "publisher_timeout is 10 to 900 seconds."
+  }
+}
+
+variable "publish_lag_alarm_seconds" {
+  description = "Alarm when a committed batch has waited longer than this to be published (or when no publisher reports at all)."
+  type        = number
+  default     = 300
+  validation {
+    condition     = var.publish_lag_alarm_seconds >= 60
+    error_message = "publish_lag_alarm_seconds is at least 60."
+  }
 }
 
 variable "architecture" {
@@ -237,7 +292,7 @@ variable "quarantine_expiration_days" {
 }
 
 variable "staging_expiration_days" {
-  description = "Days after which orphaned staged files of failed commit attempts are deleted."
+  description = "Days after which staged files are deleted: orphans of failed attempts, and committed files no publisher has published (the publish-lag alarm fires long before)."
   type        = number
   default     = 7
   validation {
