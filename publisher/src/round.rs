@@ -293,7 +293,7 @@ impl<S: ObjectStore> Publisher<S> {
         let mut n = known.max(from - 1) + 1;
         while n <= limit {
             match ledger_io::get_commit(&self.store, &keys, n).await? {
-                Some(c) => commits.push(c),
+                Some(c) => commits.push(light(c)),
                 None => break,
             }
             n += 1;
@@ -589,12 +589,21 @@ async fn required_round<S: ObjectStore>(store: &S, keys: &GroupKeys, r: u64) -> 
     }
 }
 
-/// Commit `n`, which the shard's `head.json` says exists.
+/// Commit `n`, which the shard's `head.json` says exists, [`light`].
 async fn get_commit_in_chain<S: ObjectStore>(store: &S, keys: &ShardKeys, n: u64) -> Result<CommitRecord, PublishError> {
-    ledger_io::get_commit(store, keys, n).await?.ok_or_else(|| PublishError::Damaged {
+    ledger_io::get_commit(store, keys, n).await?.map(light).ok_or_else(|| PublishError::Damaged {
         key: keys.commit(n),
         what: "missing, while the shard's head.json names a later commit".into(),
     })
+}
+
+/// A commit record without the window's ids and the sequence fingerprints, which only the
+/// processor reads: most of a record's bytes (about 40 bytes a record), and a round holds
+/// thousands of records while it plans.
+fn light(mut c: CommitRecord) -> CommitRecord {
+    c.window = String::new();
+    c.sequences = String::new();
+    c
 }
 
 /// Copies a decided round's staged file to its visible key: `true` when it exists neither
