@@ -23,7 +23,7 @@ variable "publisher_zip" {
 }
 
 variable "publisher_groups" {
-  description = "Publisher groups (one per 100 MB/s of staged Parquet)."
+  description = "Publisher groups (one per 5 MB/s of staged Parquet, about 100,000 records/s)."
   type        = number
   default     = 1
 }
