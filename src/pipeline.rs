@@ -276,11 +276,19 @@ impl Summary {
     fn publishing_lines(&self) -> String {
         let p = &self.published;
         let a = &self.audit;
-        let per_table: Vec<String> = a.tables.iter().map(|(t, x)| format!("{t} {} in {} hour{}", x.files, x.hours, if x.hours == 1 { "" } else { "s" })).collect();
+        let per_table: Vec<String> = a
+            .tables
+            .iter()
+            .map(|(t, x)| format!("{t} {} in {} hour{}", x.files, x.hours, if x.hours == 1 { "" } else { "s" }))
+            .collect();
         let most_files = a.tables.values().map(|t| t.max_files_per_hour_and_round).max().unwrap_or(0);
         let most_rows = a.tables.values().map(|t| t.max_rows_per_key).max().unwrap_or(0);
         let failed = if p.failed_rounds > 0 {
-            format!(" ({} rounds failed and were rolled forward; last: {})", p.failed_rounds, p.last_error.as_deref().unwrap_or("-"))
+            format!(
+                " ({} rounds failed and were rolled forward; last: {})",
+                p.failed_rounds,
+                p.last_error.as_deref().unwrap_or("-")
+            )
         } else {
             String::new()
         };

@@ -126,7 +126,12 @@ mod tests {
             first_arrival_ms,
             committed_ms: first_arrival_ms,
         };
-        s.add(&RoundReport { round: Some(1), visible_ms: 1000, taken: vec![taken(900, 90), taken(0, 10)], ..Default::default() });
+        s.add(&RoundReport {
+            round: Some(1),
+            visible_ms: 1000,
+            taken: vec![taken(900, 90), taken(0, 10)],
+            ..Default::default()
+        });
         assert_eq!((s.freshness_ms(0.5), s.freshness_ms(0.9), s.freshness_ms(0.99)), (100, 100, 1000));
         assert_eq!((s.rounds, s.commits), (1, 2));
         s.add(&RoundReport::default());

@@ -91,7 +91,8 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     assert_eq!(by_reason["QuarantinedByReason"], (count / 50) as u64);
     assert!(lines.iter().any(|l| l["Currency"] == "JPY" && l["RevenueMinor"].as_f64().unwrap() > 0.0));
     // The processor commits staged files; the publisher, not the processor, makes them visible.
-    let list = |prefix: &'static str| tokio.block_on(s3.list_objects_v2().bucket("lake").prefix(prefix).send()).unwrap();
+    let list =
+        |prefix: &'static str| tokio.block_on(s3.list_objects_v2().bucket("lake").prefix(prefix).send()).unwrap();
     assert!(list("analytics/_staging/").key_count().unwrap_or(0) >= 1);
     assert_eq!(list("analytics/events/").key_count().unwrap_or(0), 0);
     eprintln!("{count} records, {size} bytes of event: peak RSS {peak} KiB");

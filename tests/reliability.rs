@@ -387,7 +387,8 @@ async fn a_publisher_round_losing_a_reply_or_killed_at_every_write() {
         (13, ProxyFault::AppliedThenReset, "lost reply (a connection reset after S3 applied the write)", 1500),
         (14, ProxyFault::AppliedThenHang, "publisher killed in the middle of each write (timeout)", 1500),
     ] {
-        let (runs, peak, out) = on_every_round_write(&world, &format!("round-{order}"), fault, Duration::from_millis(timeout)).await;
+        let (runs, peak, out) =
+            on_every_round_write(&world, &format!("round-{order}"), fault, Duration::from_millis(timeout)).await;
         record(&Row {
             order,
             scenario: format!("publisher round: {how}"),

@@ -3,7 +3,6 @@
 //! proxy), a process killed between any two writes of a commit, and a publisher killed between
 //! any two writes of a round.
 
-
 use bytes::Bytes;
 use orderstream::input;
 use processor::kinesis::InputRecord;

@@ -366,8 +366,7 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         );
         assert_eq!(p["reserved_concurrent_executions"], 1);
     }
-    let rules: Vec<&Value> =
-        resources.iter().copied().filter(|r| r["type"] == "aws_cloudwatch_event_rule").collect();
+    let rules: Vec<&Value> = resources.iter().copied().filter(|r| r["type"] == "aws_cloudwatch_event_rule").collect();
     assert_eq!(rules.len(), 2);
     assert!(rules.iter().all(|r| r["values"]["schedule_expression"] == "rate(1 minute)"));
     // The Glue tables as created (read back by the provider) have the sink's columns.

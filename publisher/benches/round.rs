@@ -79,9 +79,9 @@ async fn prepare(dir: PathBuf, target: u64) {
     });
     let started = Instant::now();
     let (mut records, mut buf) = (0u64, Vec::new());
-    let mut sequence = vec![0u64; SHARDS];
+    let mut sequence = [0u64; SHARDS];
     loop {
-        let mut batches: Vec<Vec<InputRecord>> = vec![Vec::with_capacity(BATCH); SHARDS];
+        let mut batches: Vec<Vec<InputRecord>> = (0..SHARDS).map(|_| Vec::with_capacity(BATCH)).collect();
         while batches.iter().any(|b| b.len() < BATCH) {
             let g = storefront.next_record(&mut buf);
             let shard = (xxhash_rust::xxh3::xxh3_64(g.partition_key.as_bytes()) % SHARDS as u64) as usize;
@@ -108,7 +108,11 @@ async fn prepare(dir: PathBuf, target: u64) {
         }
         records += (SHARDS * BATCH) as u64;
         let staged = staged_bytes(&store).await;
-        eprint!("\rcommitted {records} records: {:.0} MB staged ({:.0} s)", staged as f64 / 1e6, started.elapsed().as_secs_f64());
+        eprint!(
+            "\rcommitted {records} records: {:.0} MB staged ({:.0} s)",
+            staged as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
         if staged >= target {
             eprintln!();
             println!("prepared {} MB of staged Parquet from {records} records in {}", staged >> 20, dir.display());

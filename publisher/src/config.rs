@@ -136,7 +136,8 @@ mod tests {
         let (s, interval) = env(&[]).unwrap();
         assert_eq!((s.groups, s.group, interval), (1, 0, Duration::from_secs(10)));
         assert_eq!((s.round_bytes, s.row_group_bytes), (1 << 30, 128 << 20));
-        let (s, interval) = env(&[(GROUPS_VAR, "4"), (GROUP_VAR, "3"), (INTERVAL_VAR, "2"), (ROUND_VAR, "64")]).unwrap();
+        let (s, interval) =
+            env(&[(GROUPS_VAR, "4"), (GROUP_VAR, "3"), (INTERVAL_VAR, "2"), (ROUND_VAR, "64")]).unwrap();
         assert_eq!((s.groups, s.group, interval, s.round_bytes), (4, 3, Duration::from_secs(2), 64 << 20));
         assert_eq!(env(&[(GROUPS_VAR, "2"), (GROUP_VAR, "2")]), Err(ConfigError::Group { group: 2, groups: 2 }));
         assert_eq!(env(&[(GROUPS_VAR, "0")]), Err(ConfigError::Groups(0)));

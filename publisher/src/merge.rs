@@ -31,7 +31,11 @@ pub enum MergeError {
     #[error("summing {table}'s {column} overflows a 64-bit integer")]
     Overflow { table: Table, column: String },
     #[error("writing the merged {table} file failed: {error}")]
-    Write { table: Table, #[source] error: ParquetError },
+    Write {
+        table: Table,
+        #[source]
+        error: ParquetError,
+    },
 }
 
 /// What was merged.
@@ -74,13 +78,20 @@ fn batches(table: Table, key: &str, body: Bytes) -> Result<Vec<RecordBatch>, Mer
         let batch = batch.map_err(|e| MergeError::Input { key: key.to_string(), error: e.to_string() })?;
         let got = batch.schema();
         let same = got.fields().len() == schema.fields().len()
-            && got.fields().iter().zip(schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+            && got
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
         if !same {
             let names: Vec<String> = got.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
             return Err(MergeError::Schema { key: key.to_string(), table, what: names.join(", ") });
         }
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-            .map_err(|e| MergeError::Schema { key: key.to_string(), table, what: e.to_string() })?;
+        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| MergeError::Schema {
+            key: key.to_string(),
+            table,
+            what: e.to_string(),
+        })?;
         out.push(batch);
     }
     Ok(out)
@@ -126,7 +137,8 @@ fn rollup<W: Write + Send>(
             merged.rows_in += batch.num_rows() as u64;
             let window = batch.column(0).as_primitive::<TimestampMillisecondType>();
             let text: Vec<&StringArray> = strings.iter().map(|&i| batch.column(i).as_string::<i32>()).collect();
-            let values: Vec<&Int64Array> = measures.iter().map(|&i| batch.column(i).as_primitive::<Int64Type>()).collect();
+            let values: Vec<&Int64Array> =
+                measures.iter().map(|&i| batch.column(i).as_primitive::<Int64Type>()).collect();
             for row in 0..batch.num_rows() {
                 let k = (window.value(row), text.iter().map(|a| a.value(row).to_string()).collect());
                 let acc = sums.entry(k).or_insert_with(|| vec![0; measures.len()]);
@@ -262,7 +274,8 @@ mod tests {
         let events = inputs[&Table::Events][0].clone();
         let err = merge(Table::OrderItems, [events], Vec::new(), 1 << 20).unwrap_err();
         assert!(matches!(err, MergeError::Schema { .. }), "{err}");
-        let err = merge(Table::Events, [("k".to_string(), Bytes::from_static(b"nope"))], Vec::new(), 1 << 20).unwrap_err();
+        let err =
+            merge(Table::Events, [("k".to_string(), Bytes::from_static(b"nope"))], Vec::new(), 1 << 20).unwrap_err();
         assert!(matches!(err, MergeError::Input { .. }), "{err}");
     }
 

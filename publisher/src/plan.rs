@@ -72,11 +72,8 @@ pub fn plan(pending: &[Pending], budget_bytes: u64) -> Result<Plan, UnknownTable
     let mut spans: Vec<Option<ShardSpan>> = vec![None; pending.len()];
     let mut full = false;
     loop {
-        let oldest = pending
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.commits.get(next[i]).map(|c| (c.committed_ms, i)))
-            .min();
+        let oldest =
+            pending.iter().enumerate().filter_map(|(i, p)| p.commits.get(next[i]).map(|c| (c.committed_ms, i))).min();
         let Some((_, i)) = oldest else { break };
         let (p, c) = (&pending[i], &pending[i].commits[next[i]]);
         let bytes: u64 = c.files.iter().map(|f| f.bytes).sum();
@@ -171,7 +168,10 @@ mod tests {
     #[test]
     fn one_output_per_table_and_hour_across_shards_and_commits() {
         let p = [
-            pending("a", vec![commit(4, 10, &[("events", 0, 10), ("events", H, 5)]), commit(5, 30, &[("events", 0, 10)])]),
+            pending(
+                "a",
+                vec![commit(4, 10, &[("events", 0, 10), ("events", H, 5)]), commit(5, 30, &[("events", 0, 10)])],
+            ),
             pending("b", vec![commit(1, 20, &[("events", 0, 10), ("sales_minute", 0, 3)])]),
         ];
         let plan = plan(&p, u64::MAX).unwrap();

@@ -223,10 +223,7 @@ impl<S: ObjectStore> Publisher<S> {
     /// Positions of shards new to this group from the other groups' latest rounds (after a
     /// change of the number of groups, a shard's commits published by its former group stay
     /// published); 0 for a shard no group has published.
-    async fn adopt(
-        &self,
-        shards: &[(String, String)],
-    ) -> Result<Vec<((String, String), ShardPosition)>, PublishError> {
+    async fn adopt(&self, shards: &[(String, String)]) -> Result<Vec<((String, String), ShardPosition)>, PublishError> {
         let mut found: BTreeMap<(String, String), ShardPosition> = BTreeMap::new();
         let root = publish_dir(&self.keys.prefix);
         for dir in self.store.list_dirs(&root).await? {
@@ -234,7 +231,9 @@ impl<S: ObjectStore> Publisher<S> {
             if g == self.settings.group {
                 continue;
             }
-            let Some(record) = latest(&self.store, &GroupKeys::new(&self.keys.prefix, g)).await?.record else { continue };
+            let Some(record) = latest(&self.store, &GroupKeys::new(&self.keys.prefix, g)).await?.record else {
+                continue;
+            };
             for p in record.positions {
                 let k = (p.stream.clone(), p.shard_id.clone());
                 if shards.contains(&k) && found.get(&k).is_none_or(|f| f.commit < p.commit) {
@@ -356,9 +355,7 @@ impl<S: ObjectStore> Publisher<S> {
         let keys: Vec<String> = inputs.into_iter().map(|i| i.staged).collect();
         let fetch = async move {
             let mut missing = 0u64;
-            let mut gets = futures::stream::iter(keys)
-                .map(|key| get_key(&self.store, key))
-                .buffered(PREFETCH);
+            let mut gets = futures::stream::iter(keys).map(|key| get_key(&self.store, key)).buffered(PREFETCH);
             while let Some(got) = gets.next().await {
                 match got? {
                     (key, Some(body)) => {
@@ -367,7 +364,10 @@ impl<S: ObjectStore> Publisher<S> {
                         }
                     }
                     (key, None) => {
-                        tracing::error!(key, "a committed staged file does not exist (expired or erased): its rows are not published");
+                        tracing::error!(
+                            key,
+                            "a committed staged file does not exist (expired or erased): its rows are not published"
+                        );
                         missing += 1;
                     }
                 }
@@ -473,7 +473,12 @@ impl<S: ObjectStore> Publisher<S> {
     /// deleted, the shards' `published.json` moved on, `head.json` marked complete. Idempotent;
     /// `plan` is the round's own plan when this process decided it (its commits are in hand),
     /// `None` when rolling forward a round found unfinished.
-    async fn finish(&self, record: &RoundRecord, plan: Option<&Plan>, report: &mut RoundReport) -> Result<(), PublishError> {
+    async fn finish(
+        &self,
+        record: &RoundRecord,
+        plan: Option<&Plan>,
+        report: &mut RoundReport,
+    ) -> Result<(), PublishError> {
         let copies: Vec<(String, String)> = record.outputs.iter().map(|o| (o.staged.clone(), o.key.clone())).collect();
         let missing: Vec<bool> = futures::stream::iter(copies)
             .map(|(staged, key)| make_visible(&self.store, staged, key))
@@ -494,7 +499,10 @@ impl<S: ObjectStore> Publisher<S> {
             .count()
             .await;
         if failed > 0 {
-            tracing::warn!(failed, "staged files of a published round were not deleted; the staging lifecycle rule expires them");
+            tracing::warn!(
+                failed,
+                "staged files of a published round were not deleted; the staging lifecycle rule expires them"
+            );
         }
         let head = GroupHead { format: FORMAT, round: record.round, complete: true };
         if let Err(e) = self.store.put(&self.keys.head(), head.to_bytes()).await {
@@ -529,7 +537,7 @@ impl<S: ObjectStore> Publisher<S> {
     async fn mark(&self, positions: &mut BTreeMap<(String, String), ShardPosition>, round: u64) {
         for p in positions.values_mut() {
             let due =
-                p.commit > p.marked && (p.commit - p.marked >= self.settings.mark_every || round % 64 == 0);
+                p.commit > p.marked && (p.commit - p.marked >= self.settings.mark_every || round.is_multiple_of(64));
             if !due {
                 continue;
             }
@@ -590,7 +598,11 @@ async fn required_round<S: ObjectStore>(store: &S, keys: &GroupKeys, r: u64) -> 
 }
 
 /// Commit `n`, which the shard's `head.json` says exists, [`light`].
-async fn get_commit_in_chain<S: ObjectStore>(store: &S, keys: &ShardKeys, n: u64) -> Result<CommitRecord, PublishError> {
+async fn get_commit_in_chain<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    n: u64,
+) -> Result<CommitRecord, PublishError> {
     ledger_io::get_commit(store, keys, n).await?.map(light).ok_or_else(|| PublishError::Damaged {
         key: keys.commit(n),
         what: "missing, while the shard's head.json names a later commit".into(),
@@ -612,7 +624,11 @@ async fn make_visible<S: ObjectStore>(store: &S, staged: String, key: String) ->
     if store.copy(&staged, &key).await? || store.exists(&key).await? {
         return Ok(false);
     }
-    tracing::error!(key, staged, "a published round's file exists neither staged nor visible: its rows are not in the datasets");
+    tracing::error!(
+        key,
+        staged,
+        "a published round's file exists neither staged nor visible: its rows are not in the datasets"
+    );
     Ok(true)
 }
 

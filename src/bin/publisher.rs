@@ -11,9 +11,8 @@ use sink::store::S3Store;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     processor::init_lambda_logging();
-    let configured = OutputConfig::from_env()
-        .map_err(Error::from)
-        .and_then(|d| Ok((d, publisher::config::from_env()?)));
+    let configured =
+        OutputConfig::from_env().map_err(Error::from).and_then(|d| Ok((d, publisher::config::from_env()?)));
     let (destination, (settings, interval)) = match configured {
         Ok(c) => c,
         Err(e) => {
@@ -30,15 +29,18 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let left_ms = (event.context.deadline as i64 - model::now_ms()).max(0) as u64;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(left_ms);
-        let done = publisher::lambda::run_rounds(publisher, deadline, interval, |r| {
-            publisher::metrics::emit(r, group)
-        })
-        .await;
+        let done =
+            publisher::lambda::run_rounds(publisher, deadline, interval, |r| publisher::metrics::emit(r, group)).await;
         let published: u64 = done.rounds.iter().map(|r| r.commits()).sum();
         if done.errors.is_empty() {
             Ok(serde_json::json!({ "rounds": done.rounds.len(), "commitsPublished": published }))
         } else {
-            Err(Error::from(format!("{} of {} rounds failed: {}", done.errors.len(), done.rounds.len() + done.errors.len(), done.errors.join("; "))))
+            Err(Error::from(format!(
+                "{} of {} rounds failed: {}",
+                done.errors.len(),
+                done.rounds.len() + done.errors.len(),
+                done.errors.join("; ")
+            )))
         }
     }))
     .await

@@ -45,7 +45,12 @@ pub struct AfterArgs {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<bool> {
-    anyhow::ensure!(a.group < a.groups, "--group {} must be below --groups {} (groups count from 0)", a.group, a.groups);
+    anyhow::ensure!(
+        a.group < a.groups,
+        "--group {} must be below --groups {} (groups count from 0)",
+        a.group,
+        a.groups
+    );
     let store = a.dir.store(&a.output).await?;
     let store: Arc<dyn ObjectStore> = match a.crash_after_writes {
         Some(n) => Arc::new(CrashAfterWrites::new(store, n)),
@@ -117,7 +122,9 @@ pub async fn after(store: Arc<dyn ObjectStore>, prefix: &str, args: &AfterArgs) 
             rounds.iter().all(|r| r.shard_errors.is_empty())
         }
         Err(e) => {
-            eprintln!("error: publishing failed ({e}); what is committed stays committed: run `orderstream publish` to retry");
+            eprintln!(
+                "error: publishing failed ({e}); what is committed stays committed: run `orderstream publish` to retry"
+            );
             false
         }
     }

@@ -7,11 +7,13 @@ use bytes::Bytes;
 use super::{ObjectStore, StoreError};
 
 /// An in-memory store with S3's semantics, for tests and benchmarks.
+/// Multipart uploads in progress: id to key and parts.
+type Uploads = BTreeMap<String, (String, BTreeMap<u32, Bytes>)>;
+
 #[derive(Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Bytes>>,
-    /// Multipart uploads in progress: id to key and parts.
-    uploads: Mutex<BTreeMap<String, (String, BTreeMap<u32, Bytes>)>>,
+    uploads: Mutex<Uploads>,
 }
 
 impl MemoryStore {
@@ -25,7 +27,7 @@ impl MemoryStore {
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn uploads(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, BTreeMap<u32, Bytes>)>> {
+    fn uploads(&self) -> std::sync::MutexGuard<'_, Uploads> {
         self.uploads.lock().unwrap_or_else(|e| e.into_inner())
     }
 

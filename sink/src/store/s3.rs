@@ -155,14 +155,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .delimiter("/")
-            .into_paginator()
-            .send();
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).delimiter("/").into_paginator().send();
         let mut dirs = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.err("list_dirs", prefix, &e))?;

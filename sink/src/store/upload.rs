@@ -25,7 +25,15 @@ impl<'a, S: ObjectStore + ?Sized> Upload<'a, S> {
     /// Parts of `part_bytes` (at least [`MIN_PART_BYTES`]).
     pub fn new(store: &'a S, key: &str, part_bytes: usize) -> Self {
         let part_bytes = part_bytes.max(MIN_PART_BYTES);
-        Upload { store, key: key.to_string(), part_bytes, buf: BytesMut::new(), id: None, parts: Vec::new(), written: 0 }
+        Upload {
+            store,
+            key: key.to_string(),
+            part_bytes,
+            buf: BytesMut::new(),
+            id: None,
+            parts: Vec::new(),
+            written: 0,
+        }
     }
 
     pub fn key(&self) -> &str {
