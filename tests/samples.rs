@@ -176,3 +176,63 @@ fn the_cli_writes_under_the_data_dir_and_explains_mistakes() {
         assert!(stderr.lines().any(|l| l.starts_with("error")), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn the_kpl_sample_is_de_aggregated_as_contract_1_4_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = processor_for(dir.path());
+    let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/contract/kpl-event.json")).unwrap();
+    let records = input::event_records(&json).unwrap();
+    assert_eq!(records.len(), 4, "four Kinesis records");
+    let second_len = records[1].data.len() as i64;
+    let report = p.process(records.clone()).await;
+    assert_eq!(report.error, None);
+    // Three user records of the first aggregate and the plain record; the corrupt aggregate and
+    // the last aggregate's second user record quarantined; its first a duplicate of record 1's.
+    assert_eq!((report.events, report.quarantined, report.duplicates), (4, 2, 1));
+    let store = p.store().as_ref();
+    testkit::publish(store, "").await;
+
+    let events = read_table(store, "", Table::Events).await;
+    let mut subs: Vec<(String, i64, String)> =
+        events.iter().map(|(_, r)| (s(r, "sequence_number"), i(r, "sub_sequence_number"), s(r, "event_id"))).collect();
+    subs.sort();
+    let seq = |n: usize| records[n].meta.sequence_number.clone();
+    assert_eq!(
+        subs,
+        [
+            (seq(0), 0, "evt-0001".to_string()),
+            (seq(0), 1, "evt-0002".to_string()),
+            (seq(0), 2, "evt-0003".to_string()),
+            (seq(2), 0, "evt-0006".to_string()),
+        ]
+    );
+    let quarantine = read_table(store, "", Table::Quarantine).await;
+    let mut rows: Vec<(String, i64, String, String, i64)> = quarantine
+        .iter()
+        .map(|(_, r)| {
+            (
+                s(r, "sequence_number"),
+                i(r, "sub_sequence_number"),
+                s(r, "partition_key"),
+                s(r, "reason_code"),
+                i(r, "data"),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows.len(), 2);
+    let (seq1, sub1, _, code1, bytes1) = &rows[0];
+    assert_eq!(
+        (seq1, *sub1, code1.as_str(), *bytes1),
+        (&seq(1), 0, "invalid_encoding", second_len),
+        "the whole aggregate's bytes"
+    );
+    let (seq3, sub3, key3, code3, _) = &rows[1];
+    assert_eq!((seq3, *sub3, key3.as_str(), code3.as_str()), (&seq(3), 1, "s-1001", "schema_violation"));
+    assert!(quarantine.iter().any(|(_, r)| s(r, "reason").contains("MD5")), "{quarantine:?}");
+
+    // Redelivered whole: nothing changes.
+    let again = p.process(records).await;
+    assert_eq!((again.already_committed, again.events), (4, 0));
+}

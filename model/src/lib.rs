@@ -1,12 +1,14 @@
 //! The storefront event model of the data contract (docs/contract.md).
 //!
-//! Pure logic only, no I/O: decoding and validating one record's bytes ([`validate`]), the reason
+//! Pure logic only, no I/O: KPL aggregates read into their user records ([`kpl`]), decoding and
+//! validating one record's bytes ([`validate`]), the reason
 //! codes of a rejected record ([`ReasonCode`]), the validated [`Event`] with its order lines, and
 //! the additive minute aggregates ([`MinuteAggregates`]). The processor, the local pipeline, the
 //! producer's truth manifest and the benchmarks all share it.
 
 mod aggregate;
 mod event;
+pub mod kpl;
 mod reason;
 mod time;
 mod validate;

@@ -179,8 +179,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     if data.starts_with(&KPL_MAGIC) {
         return Err(Rejection::new(
             ReasonCode::InvalidEncoding,
-            "KPL-aggregated record (magic F3 89 9A C2): aggregated records are not supported, \
-             disable KPL aggregation in the producer",
+            "KPL-aggregated record (magic F3 89 9A C2) inside a KPL aggregate: aggregates do not nest",
         ));
     }
     let text = std::str::from_utf8(data).map_err(|e| {

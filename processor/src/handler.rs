@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::streams::KinesisEventResponse;
 use model::{ReasonCode, Rejection};
 use sink::store::ObjectStore;
-use sink::{encode_parquet, DatasetBuilder};
+use sink::{encode_parquet, DatasetBuilder, RecordMeta};
 
 use crate::cache::{ShardCache, ShardKey};
 use crate::dedup::{KeptIds, WindowBatch};
@@ -376,23 +376,42 @@ impl<S: ObjectStore> Processor<S> {
         let mut batch = WindowBatch::new(prior);
         let mut builder = DatasetBuilder::new();
         let mut products = ProductUnits::default();
+        // One contract record: an event (or a duplicate), or a quarantine row with its bytes.
+        let mut take = |meta: &RecordMeta, data: &[u8], outcome: Result<model::Event, Rejection>| match outcome {
+            Ok(event) if batch.is_duplicate(&event.event_id, meta.arrival_ms) => report.duplicates += 1,
+            Ok(event) => {
+                products.add(&event);
+                builder.add_event(&event, meta)
+            }
+            Err(rejection) => {
+                *report.quarantined_by_reason.entry(rejection.code).or_default() += 1;
+                builder.add_rejection(meta, &rejection, data);
+            }
+        };
         for &i in idx {
             let r = &records[i];
-            let outcome = if r.undecodable {
-                Err(Rejection::new(ReasonCode::InvalidEncoding, "record data in the Lambda event is not valid base64"))
+            if r.undecodable {
+                let bad =
+                    Rejection::new(ReasonCode::InvalidEncoding, "record data in the Lambda event is not valid base64");
+                take(&r.meta, &r.data, Err(bad));
+            } else if model::kpl::is_aggregate(&r.data) {
+                // Contract 1.4: each user record is a record of its own (its index, its key); a
+                // corrupt aggregate is quarantined whole.
+                match model::kpl::deaggregate(&r.data) {
+                    Ok(users) => {
+                        for (n, u) in users.iter().enumerate() {
+                            let meta = RecordMeta {
+                                sub_sequence_number: n as i32,
+                                partition_key: u.partition_key.to_string(),
+                                ..r.meta.clone()
+                            };
+                            take(&meta, u.data, model::validate(u.data, r.meta.arrival_ms));
+                        }
+                    }
+                    Err(e) => take(&r.meta, &r.data, Err(Rejection::new(ReasonCode::InvalidEncoding, e.to_string()))),
+                }
             } else {
-                model::validate(&r.data, r.meta.arrival_ms)
-            };
-            match outcome {
-                Ok(event) if batch.is_duplicate(&event.event_id, r.meta.arrival_ms) => report.duplicates += 1,
-                Ok(event) => {
-                    products.add(&event);
-                    builder.add_event(&event, &r.meta)
-                }
-                Err(rejection) => {
-                    *report.quarantined_by_reason.entry(rejection.code).or_default() += 1;
-                    builder.add_rejection(&r.meta, &rejection, &r.data);
-                }
+                take(&r.meta, &r.data, model::validate(&r.data, r.meta.arrival_ms));
             }
         }
         let delta = batch.finish();
