@@ -207,7 +207,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -225,7 +225,7 @@ pub(crate) mod tests {
     }
 
     /// An aggregate as the KPL writes it: the key tables, then each record.
-    pub fn aggregate(keys: &[&str], records: &[(u64, &[u8])]) -> Vec<u8> {
+    fn aggregate(keys: &[&str], records: &[(u64, &[u8])]) -> Vec<u8> {
         let mut body = Vec::new();
         for k in keys {
             field(&mut body, 1, k.as_bytes());
