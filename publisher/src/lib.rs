@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod plan;
 pub mod record;
 pub mod round;
+pub mod splice;
 
 pub use config::Settings;
 pub use round::{Publisher, RoundReport};

@@ -1,8 +1,9 @@
 //! Merging one table's staged files of one hour into one file (pure: bytes in, bytes out).
 //!
-//! Detail tables (`events`, `order_items`, `quarantine`) are streamed: each input is decoded a
-//! batch at a time and appended, row groups are cut at about a set size, so memory holds one
-//! row group being encoded, not the table. Aggregate tables (`sales_minute`, `funnel_minute`)
+//! Detail tables (`events`, `order_items`, `quarantine`) are spliced: the inputs' column
+//! chunks are laid end to end into row groups of about a set size (`splice`), all but the few
+//! dictionary-encoded columns without decoding them, so memory holds one row group's inputs,
+//! not the table, and the cost is mostly a copy. Aggregate tables (`sales_minute`, `funnel_minute`)
 //! are rolled up: decoded and summed per key, one row per key, sorted by key, one row group.
 
 use std::collections::BTreeMap;
@@ -15,9 +16,14 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMilli
 use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use parquet::errors::ParquetError;
-use sink::{merged_writer_properties, Table};
+use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::writer::SerializedFileWriter;
+use sink::{merged_writer_properties, writer_properties, Table};
+
+use crate::splice::{self, Spliceable};
 
 /// Rows decoded at a time.
 const BATCH_ROWS: usize = 8192;
@@ -103,19 +109,59 @@ fn append<W: Write + Send>(
     out: W,
     row_group_bytes: usize,
 ) -> Result<Merged, MergeError> {
-    let props = merged_writer_properties(row_group_bytes);
-    let mut writer = ArrowWriter::try_new(out, table.schema(), Some(props)).map_err(write_err(table))?;
+    let arrow = table.schema();
+    let schema = ArrowSchemaConverter::new().convert(&arrow).map_err(write_err(table))?;
+    let mut props = merged_writer_properties(row_group_bytes);
+    add_encoded_arrow_schema_to_metadata(&arrow, &mut props);
+    let mut writer =
+        SerializedFileWriter::new(out, schema.root_schema_ptr(), Arc::new(props)).map_err(write_err(table))?;
+    let encoders = ArrowRowGroupWriterFactory::new(&writer, arrow.clone());
     let mut merged = Merged::default();
+    let (mut pending, mut pending_bytes) = (Vec::new(), 0u64);
     for (key, body) in inputs {
-        for batch in batches(table, &key, body)? {
-            merged.rows_in += batch.num_rows() as u64;
-            writer.write(&batch).map_err(write_err(table))?;
+        let input = spliceable(table, &key, body)?;
+        if input.rows() == 0 {
+            continue;
         }
+        merged.rows_in += input.rows();
+        pending_bytes += input.data_bytes();
+        pending.push(input);
+        if pending_bytes >= row_group_bytes as u64 {
+            splice::write_row_group(&mut writer, &encoders, &arrow, &pending).map_err(write_err(table))?;
+            (pending, pending_bytes) = (Vec::new(), 0);
+        }
+    }
+    if !pending.is_empty() {
+        splice::write_row_group(&mut writer, &encoders, &arrow, &pending).map_err(write_err(table))?;
     }
     let meta = writer.close().map_err(write_err(table))?;
     merged.rows = merged.rows_in;
     merged.row_groups = meta.num_row_groups();
     Ok(merged)
+}
+
+/// A staged file ready to splice: as it is when it has the table's Parquet schema (the
+/// processor's files), else decoded (which checks its columns) and re-encoded as the processor
+/// writes it.
+fn spliceable(table: Table, key: &str, body: Bytes) -> Result<Spliceable, MergeError> {
+    let input = |e: ParquetError| MergeError::Input { key: key.to_string(), error: e.to_string() };
+    let meta = ParquetMetaDataReader::new().parse_and_finish(&body).map_err(input)?;
+    let why = match Spliceable::new(body.clone(), meta, &table.schema()) {
+        Ok(spliceable) => return Ok(spliceable),
+        Err(why) => why,
+    };
+    tracing::debug!(key, why, "a staged file is re-encoded to be merged");
+    let mut encoded = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut encoded, table.schema(), Some((*writer_properties()).clone()))
+        .map_err(write_err(table))?;
+    for batch in batches(table, key, body)? {
+        writer.write(&batch).map_err(write_err(table))?;
+    }
+    writer.close().map_err(write_err(table))?;
+    let body = Bytes::from(encoded);
+    let meta = ParquetMetaDataReader::new().parse_and_finish(&body).map_err(write_err(table))?;
+    Spliceable::new(body, meta, &table.schema())
+        .map_err(|why| MergeError::Write { table, error: ParquetError::General(why) })
 }
 
 /// A row of an aggregate table: the window, the other key columns, the measures.
@@ -178,7 +224,10 @@ fn rollup<W: Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::types::Int32Type;
+    use parquet::file::properties::WriterProperties;
     use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::statistics::Statistics;
     use sink::{encode_parquet, DatasetBuilder, RecordMeta};
 
     /// Staged files of `batches` batches of `per` orders each (every order two lines, in the
@@ -221,21 +270,112 @@ mod tests {
         (batches.map(|b| b.unwrap()).collect(), groups)
     }
 
+    /// Every row of `batches`, column by column, as text (for comparing files).
+    fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for b in batches {
+            for r in 0..b.num_rows() {
+                out.push(b.columns().iter().map(|c| format!("{:?}", c.slice(r, 1))).collect());
+            }
+        }
+        out
+    }
+
     #[test]
-    fn detail_files_are_appended_with_row_groups_cut_by_size() {
+    fn detail_files_are_spliced_with_row_groups_cut_by_size() {
         let inputs = staged(20, 500);
         let items = inputs[&Table::OrderItems].clone();
+        let expected: Vec<Vec<String>> = items.iter().flat_map(|(_, body)| rows(&read(body.to_vec()).0)).collect();
         let mut whole = Vec::new();
         let m = merge(Table::OrderItems, items.clone(), &mut whole, 128 << 20).unwrap();
         assert_eq!((m.rows, m.rows_in, m.row_groups), (20_000, 20_000, 1), "the whole round in one row group");
         let (batches, groups) = read(whole);
         assert_eq!(groups, 1);
-        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 20_000);
         assert_eq!(batches[0].schema(), Table::OrderItems.schema());
+        assert_eq!(rows(&batches), expected, "every row, in input order");
         let mut cut = Vec::new();
-        let m = merge(Table::OrderItems, items, &mut cut, 32 << 10).unwrap();
+        let m = merge(Table::OrderItems, items, &mut cut, 8 << 10).unwrap();
         assert!(m.row_groups > 2, "{m:?}");
-        assert_eq!(read(cut).1, m.row_groups);
+        let (batches, groups) = read(cut);
+        assert_eq!(groups, m.row_groups);
+        assert_eq!(rows(&batches), expected);
+    }
+
+    #[test]
+    fn merged_chunks_are_spliced_or_re_encoded_and_carry_the_range_of_their_rows() {
+        let inputs = staged(6, 50);
+        let events = inputs[&Table::Events].clone();
+        let batches: Vec<RecordBatch> = events.iter().flat_map(|(_, body)| read(body.to_vec()).0).collect();
+        let mut out = Vec::new();
+        merge(Table::Events, events, &mut out, 128 << 20).unwrap();
+        let reader = SerializedFileReader::new(Bytes::from(out)).unwrap();
+        let group = reader.metadata().row_group(0);
+        for (i, field) in Table::Events.schema().fields().iter().enumerate() {
+            let name = field.name();
+            let dictionary = group.column(i).dictionary_page_offset().is_some();
+            assert_eq!(
+                dictionary,
+                sink::DICTIONARY_COLUMNS.contains(&name.as_str()),
+                "{name}: spliced unless a dictionary"
+            );
+            let stats = group.column(i).statistics().unwrap_or_else(|| panic!("{name} has statistics"));
+            let column: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+            let nulls: usize = column.iter().map(|c| c.null_count()).sum();
+            assert_eq!(stats.null_count_opt(), Some(nulls as u64), "{name}");
+            let valid = |c: &&ArrayRef| (0..c.len()).filter(|&r| c.is_valid(r)).collect::<Vec<_>>();
+            match stats {
+                Statistics::Int64(s) => {
+                    let v: Vec<i64> = column
+                        .iter()
+                        .flat_map(|c| match c.data_type() {
+                            DataType::Int64 => c.as_primitive::<Int64Type>().iter().flatten().collect::<Vec<_>>(),
+                            _ => c.as_primitive::<TimestampMillisecondType>().iter().flatten().collect(),
+                        })
+                        .collect();
+                    assert_eq!((s.min_opt(), s.max_opt()), (v.iter().min(), v.iter().max()), "{name}");
+                }
+                Statistics::Int32(s) => {
+                    let v: Vec<i32> = column
+                        .iter()
+                        .flat_map(|c| c.as_primitive::<Int32Type>().iter().flatten().collect::<Vec<_>>())
+                        .collect();
+                    assert_eq!((s.min_opt(), s.max_opt()), (v.iter().min(), v.iter().max()), "{name}");
+                }
+                Statistics::ByteArray(s) => {
+                    let v: Vec<&[u8]> = column
+                        .iter()
+                        .flat_map(|c| valid(c).into_iter().map(move |r| c.as_string::<i32>().value(r).as_bytes()))
+                        .collect();
+                    let got = (s.min_opt().map(|b| b.data()), s.max_opt().map(|b| b.data()));
+                    assert_eq!(got, (v.iter().min().copied(), v.iter().max().copied()), "{name}");
+                }
+                other => panic!("{name}: unexpected statistics {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn files_with_dictionary_pages_are_re_encoded_then_merged() {
+        let inputs = staged(3, 40);
+        let mut items = inputs[&Table::OrderItems].clone();
+        let expected: Vec<Vec<String>> = items.iter().flat_map(|(_, body)| rows(&read(body.to_vec()).0)).collect();
+        // The middle file as an older processor wrote it: dictionary pages.
+        let (batches, _) = read(items[1].1.to_vec());
+        let props = WriterProperties::builder().set_dictionary_enabled(true).build();
+        let mut old = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut old, Table::OrderItems.schema(), Some(props)).unwrap();
+        for b in &batches {
+            writer.write(b).unwrap();
+        }
+        writer.close().unwrap();
+        let old = Bytes::from(old);
+        let meta = ParquetMetaDataReader::new().parse_and_finish(&old).unwrap();
+        assert!(meta.row_group(0).columns().iter().any(|c| c.dictionary_page_offset().is_some()));
+        items[1].1 = old;
+        let mut out = Vec::new();
+        let m = merge(Table::OrderItems, items, &mut out, 128 << 20).unwrap();
+        assert_eq!((m.rows, m.row_groups), (expected.len() as u64, 1));
+        assert_eq!(rows(&read(out).0), expected);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion};
+use parquet::schema::types::ColumnPath;
 
 #[derive(Debug, thiserror::Error)]
 #[error("encoding a Parquet file failed: {0}")]
@@ -22,11 +23,25 @@ fn builder() -> WriterPropertiesBuilder {
         .set_created_by(concat!("orderstream sink ", env!("CARGO_PKG_VERSION")).to_string())
 }
 
+/// The columns with few distinct values (event types, countries, devices, pages, categories,
+/// currencies, shards, reason codes), where a dictionary makes a column several times smaller.
+pub const DICTIONARY_COLUMNS: [&str; 8] =
+    ["event_type", "country", "device", "page", "category", "currency", "shard_id", "reason_code"];
+
 /// The settings of a commit's staged files: one row group per file (a file is one batch's
-/// partition).
+/// partition); a dictionary for [`DICTIONARY_COLUMNS`] only, so that the publisher merges the
+/// other columns by laying their chunks end to end without decoding them (each data page stands
+/// alone; at a batch's size a dictionary saves little on them).
 pub fn writer_properties() -> Arc<WriterProperties> {
     static PROPS: std::sync::OnceLock<Arc<WriterProperties>> = std::sync::OnceLock::new();
-    PROPS.get_or_init(|| Arc::new(builder().build())).clone()
+    PROPS
+        .get_or_init(|| {
+            let builder = DICTIONARY_COLUMNS.iter().fold(builder().set_dictionary_enabled(false), |b, name| {
+                b.set_column_dictionary_enabled(ColumnPath::from(*name), true)
+            });
+            Arc::new(builder.build())
+        })
+        .clone()
 }
 
 /// The settings of a publisher's merged files: the same encoding, row groups cut at about

@@ -6,7 +6,7 @@ prints a JSON report for the Rust tests to assert on.
     check_datasets.py --s3-endpoint URL --bucket B [--prefix P]   (downloads through boto3)
 
 The report holds, per table: the Parquet physical and logical type of every column, the codecs,
-whether every column chunk has statistics, the row and file counts; then, through DuckDB with
+whether every column chunk has statistics and whether they are true to its rows, the row and file counts; then, through DuckDB with
 hive partitioning: that dt/hr equal each row's UTC hour, that the aggregates equal the detail
 tables, and the rows that identify events and quarantined records.
 """
@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 TABLES = {
@@ -50,10 +51,37 @@ def download(endpoint, bucket, prefix, dest):
             s3.download_file(bucket, obj["Key"], path)
 
 
+def wrong_statistics(pf):
+    """Column chunks whose min, max or null count differ from their rows' (read by pyarrow):
+    a reader that prunes by statistics (Athena, DuckDB) would skip or keep the wrong rows."""
+    wrong = []
+    md = pf.metadata
+    for rg in range(md.num_row_groups):
+        table = pf.read_row_group(rg)
+        for i in range(md.num_columns):
+            c = md.row_group(rg).column(i)
+            if not c.is_stats_set:
+                continue
+            st, col = c.statistics, table.column(i)
+            if st.null_count != col.null_count:
+                wrong.append(f"{c.path_in_schema} row group {rg}: null count {st.null_count}, rows {col.null_count}")
+            if st.has_min_max:
+                # Bounds may be truncated (long strings) but must contain every value.
+                lo, hi = pc.min_max(col).values()
+                lo, hi = lo.as_py(), hi.as_py()
+                if not (st.min <= lo and hi <= st.max):
+                    wrong.append(f"{c.path_in_schema} row group {rg}: range {st.min!r}..{st.max!r}, rows {lo!r}..{hi!r}")
+            elif col.null_count != len(col):
+                wrong.append(f"{c.path_in_schema} row group {rg}: values but no range")
+    return wrong
+
+
 def physical(files):
-    columns, codecs, stats = {}, set(), True
+    columns, codecs, stats, wrong = {}, set(), True, []
     for f in files:
-        md = pq.ParquetFile(f).metadata
+        pf = pq.ParquetFile(f)
+        wrong += [f"{os.path.basename(f)}: {w}" for w in wrong_statistics(pf)]
+        md = pf.metadata
         schema = md.schema
         for i in range(md.num_columns):
             col = schema.column(i)
@@ -65,7 +93,7 @@ def physical(files):
                 c = md.row_group(rg).column(i)
                 codecs.add(c.compression)
                 stats = stats and c.is_stats_set
-    return columns, sorted(codecs), stats
+    return columns, sorted(codecs), stats, wrong
 
 
 def main():
@@ -88,8 +116,9 @@ def main():
     con.execute("SET TimeZone = 'UTC'")
     for table, part_col in TABLES.items():
         files = visible_files(root, table)
-        cols, codecs, stats = physical(files)
-        entry = {"files": len(files), "columns": cols, "codecs": codecs, "statistics": stats, "rows": 0}
+        cols, codecs, stats, wrong = physical(files)
+        entry = {"files": len(files), "columns": cols, "codecs": codecs, "statistics": stats,
+                 "wrong_statistics": wrong[:10], "rows": 0}
         if files:
             glob = os.path.join(root, table, "**", "*.parquet")
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")

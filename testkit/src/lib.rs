@@ -396,7 +396,7 @@ pub fn expected_parquet_type(dt: &arrow_schema::DataType) -> (&'static str, &'st
 }
 
 /// Asserts that the Python report's physical types of every table equal the contract's, derived
-/// from [`Table::schema`]; compression is ZSTD and every chunk has statistics.
+/// from [`Table::schema`]; compression is ZSTD and every chunk has statistics, true to its rows.
 pub fn assert_contract_types(report: &Value, expect_rows_in: &[Table]) {
     for table in Table::ALL {
         let t = &report["tables"][table.as_str()];
@@ -406,6 +406,7 @@ pub fn assert_contract_types(report: &Value, expect_rows_in: &[Table]) {
         assert!(t["rows"].as_u64().unwrap() > 0, "{table} has no rows: {t}");
         assert_eq!(t["codecs"], serde_json::json!(["ZSTD"]), "{table}");
         assert_eq!(t["statistics"], Value::Bool(true), "{table}: every column chunk has statistics");
+        assert_eq!(t["wrong_statistics"], serde_json::json!([]), "{table}: statistics true to the rows (pyarrow)");
         assert_eq!(t["rows_outside_their_partition"], 0, "{table}");
         let cols = t["columns"].as_object().unwrap();
         let schema = table.schema();
