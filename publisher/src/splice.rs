@@ -23,7 +23,7 @@ use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::{Statistics, ValueStatistics};
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::SchemaDescriptor;
 
 /// A file whose column chunks can be spliced: its bytes and its footer, read as the table's
@@ -82,37 +82,58 @@ pub fn write_row_group<W: std::io::Write + Send>(
 ) -> Result<()> {
     let schema = &file.schema_descr().clone();
     let writers = encoders.create_column_writers(file.flushed_row_groups().len())?;
-    let mut group = file.next_row_group()?;
-    for (column, writer) in writers.into_iter().enumerate() {
-        if !spliceable_column(inputs, column) {
-            encode_column(writer, arrow, schema, column, inputs)?.append_to_row_group(&mut group)?;
-            continue;
+    // The columns to encode again each get a thread of their own (they are few, and this is
+    // where a round spends its CPU) while the others are spliced, in column order.
+    std::thread::scope(|scope| -> Result<()> {
+        let encoding: Vec<_> = writers
+            .into_iter()
+            .enumerate()
+            .map(|(column, writer)| {
+                (!spliceable_column(inputs, column))
+                    .then(|| scope.spawn(move || encode_column(writer, arrow, schema, column, inputs)))
+            })
+            .collect();
+        let mut group = file.next_row_group()?;
+        for (column, encoding) in encoding.into_iter().enumerate() {
+            if let Some(handle) = encoding {
+                let chunk = handle.join().map_err(|_| ParquetError::General("a column encoder panicked".into()))??;
+                chunk.append_to_row_group(&mut group)?;
+                continue;
+            }
+            splice_column(&mut group, schema, column, inputs)?;
         }
-        let chunks: Vec<(&Spliceable, &ColumnChunkMetaData)> =
-            inputs.iter().flat_map(|input| input.chunks(column).map(move |c| (input, c))).collect();
-        let mut parts = Vec::with_capacity(chunks.len());
-        for (input, chunk) in &chunks {
-            let (start, length) = chunk.byte_range();
-            let end = start.checked_add(length).filter(|&end| end <= input.body.len() as u64);
-            let end =
-                end.ok_or_else(|| ParquetError::General(format!("column chunk {start}+{length} is out of its file")))?;
-            parts.push(input.body.slice(start as usize..end as usize));
-        }
-        let spliced = Spliced::new(parts);
-        let rows: u64 = chunks.iter().map(|(_, c)| c.num_values().max(0) as u64).sum();
-        let metadata = chunk_metadata(schema, column, &chunks, spliced.len())?;
-        let close = ColumnCloseResult {
-            bytes_written: spliced.len(),
-            rows_written: rows,
-            metadata,
-            bloom_filter: None,
-            column_index: None,
-            offset_index: None,
-        };
-        group.append_column(&spliced, close)?;
+        group.close()?;
+        Ok(())
+    })
+}
+
+/// Column `column` of every input, its chunks' bytes laid end to end.
+fn splice_column<W: std::io::Write + Send>(
+    group: &mut SerializedRowGroupWriter<'_, W>,
+    schema: &SchemaDescriptor,
+    column: usize,
+    inputs: &[Spliceable],
+) -> Result<()> {
+    let chunks: Vec<(&Spliceable, &ColumnChunkMetaData)> =
+        inputs.iter().flat_map(|input| input.chunks(column).map(move |c| (input, c))).collect();
+    let mut parts = Vec::with_capacity(chunks.len());
+    for (input, chunk) in &chunks {
+        let (start, length) = chunk.byte_range();
+        let end = start.checked_add(length).filter(|&end| end <= input.body.len() as u64);
+        let end =
+            end.ok_or_else(|| ParquetError::General(format!("column chunk {start}+{length} is out of its file")))?;
+        parts.push(input.body.slice(start as usize..end as usize));
     }
-    group.close()?;
-    Ok(())
+    let spliced = Spliced::new(parts);
+    let close = ColumnCloseResult {
+        bytes_written: spliced.len(),
+        rows_written: chunks.iter().map(|(_, c)| c.num_values().max(0) as u64).sum(),
+        metadata: chunk_metadata(schema, column, &chunks, spliced.len())?,
+        bloom_filter: None,
+        column_index: None,
+        offset_index: None,
+    };
+    group.append_column(&spliced, close)
 }
 
 /// Column `column` of every input, decoded (that column only) and encoded into one chunk.
