@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use processor::ledger::CommitRecord;
+use processor::ledger::CommitSummary;
 use sink::{Partition, Table};
 
 use crate::record::ShardSpan;
@@ -12,7 +12,7 @@ use crate::record::ShardSpan;
 pub struct Pending {
     pub stream: String,
     pub shard_id: String,
-    pub commits: Vec<CommitRecord>,
+    pub commits: Vec<CommitSummary>,
 }
 
 /// A staged file to merge.
@@ -124,21 +124,16 @@ pub fn plan(pending: &[Pending], budget_bytes: u64) -> Result<Plan, UnknownTable
 mod tests {
     use super::*;
     use processor::ledger::record::ArrivalSpan;
-    use processor::ledger::{CommitKind, CommittedFile, SeqRange};
+    use processor::ledger::CommittedFile;
 
-    fn commit(n: u64, at: i64, files: &[(&str, i64, u64)]) -> CommitRecord {
-        CommitRecord {
+    fn commit(n: u64, at: i64, files: &[(&str, i64, u64)]) -> CommitSummary {
+        CommitSummary {
             format: 2,
             stream: "s".into(),
             shard_id: "a".into(),
             commit: n,
-            attempt: "x".into(),
-            kind: CommitKind::Stream,
-            ranges: vec![SeqRange("1".into(), "2".into())],
-            high_water_mark: "2".into(),
             arrival: ArrivalSpan(at - 100, at - 50),
             committed_ms: at,
-            checkpoint: 0,
             files: files
                 .iter()
                 .enumerate()
@@ -150,16 +145,11 @@ mod tests {
                     bytes: *bytes,
                 })
                 .collect(),
-            window: String::new(),
-            sequences: String::new(),
             records: 2,
-            events: 2,
-            quarantined: 0,
-            duplicates: 0,
         }
     }
 
-    fn pending(shard: &str, commits: Vec<CommitRecord>) -> Pending {
+    fn pending(shard: &str, commits: Vec<CommitSummary>) -> Pending {
         Pending { stream: "s".into(), shard_id: shard.into(), commits }
     }
 

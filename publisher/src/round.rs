@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use processor::ledger::io as ledger_io;
-use processor::ledger::{CommitRecord, Published, ShardKeys, PROBE_DIR};
+use processor::ledger::{CommitSummary, Published, ShardKeys, PROBE_DIR};
 use sink::store::{ObjectStore, StoreError, Upload};
 use sink::{Partition, Table};
 use tokio::sync::mpsc;
@@ -277,13 +277,13 @@ impl<S: ObjectStore> Publisher<S> {
         Ok(out)
     }
 
-    async fn shard_commits(&self, stream: &str, shard: &str, from: u64) -> Result<Vec<CommitRecord>, PublishError> {
+    async fn shard_commits(&self, stream: &str, shard: &str, from: u64) -> Result<Vec<CommitSummary>, PublishError> {
         let keys = ShardKeys::new(&self.keys.prefix, stream, shard);
         let mut notes = Vec::new();
         let hinted = ledger_io::read_head(&self.store, &keys, &mut notes).await?.map_or(0, |h| h.latest);
         let limit = from + self.settings.round_commits - 1;
         let known = hinted.min(limit);
-        let mut commits: Vec<CommitRecord> = futures::stream::iter(from..=known)
+        let mut commits: Vec<CommitSummary> = futures::stream::iter(from..=known)
             .map(|n| get_commit_in_chain(&self.store, &keys, n))
             .buffered(CONCURRENT_REQUESTS)
             .try_collect()
@@ -291,8 +291,8 @@ impl<S: ObjectStore> Publisher<S> {
         // head.json may lag: a crash between a commit and its update.
         let mut n = known.max(from - 1) + 1;
         while n <= limit {
-            match ledger_io::get_commit(&self.store, &keys, n).await? {
-                Some(c) => commits.push(light(c)),
+            match ledger_io::get_commit_summary(&self.store, &keys, n).await? {
+                Some(c) => commits.push(c),
                 None => break,
             }
             n += 1;
@@ -519,8 +519,8 @@ impl<S: ObjectStore> Publisher<S> {
         let mut keys = Vec::new();
         for span in &record.spans {
             let shard = ShardKeys::new(&self.keys.prefix, &span.stream, &span.shard_id);
-            let commits: Vec<Result<Option<CommitRecord>, _>> = futures::stream::iter(span.from..=span.to)
-                .map(|n| ledger_io::get_commit(&self.store, &shard, n))
+            let commits: Vec<Result<Option<CommitSummary>, _>> = futures::stream::iter(span.from..=span.to)
+                .map(|n| ledger_io::get_commit_summary(&self.store, &shard, n))
                 .buffered(CONCURRENT_REQUESTS)
                 .collect()
                 .await;
@@ -597,25 +597,16 @@ async fn required_round<S: ObjectStore>(store: &S, keys: &GroupKeys, r: u64) -> 
     }
 }
 
-/// Commit `n`, which the shard's `head.json` says exists, [`light`].
+/// Commit `n`'s summary, which the shard's `head.json` says exists.
 async fn get_commit_in_chain<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
     n: u64,
-) -> Result<CommitRecord, PublishError> {
-    ledger_io::get_commit(store, keys, n).await?.map(light).ok_or_else(|| PublishError::Damaged {
+) -> Result<CommitSummary, PublishError> {
+    ledger_io::get_commit_summary(store, keys, n).await?.ok_or_else(|| PublishError::Damaged {
         key: keys.commit(n),
         what: "missing, while the shard's head.json names a later commit".into(),
     })
-}
-
-/// A commit record without the window's ids and the sequence fingerprints, which only the
-/// processor reads: most of a record's bytes (about 40 bytes a record), and a round holds
-/// thousands of records while it plans.
-fn light(mut c: CommitRecord) -> CommitRecord {
-    c.window = String::new();
-    c.sequences = String::new();
-    c
 }
 
 /// Copies a decided round's staged file to its visible key: `true` when it exists neither

@@ -10,7 +10,7 @@ use model::DEDUP_WINDOW_MS;
 use sink::store::{ObjectStore, StoreError};
 
 use super::record::{
-    checkpoint_bytes, parse_checkpoint, CheckpointRef, CommitKind, CommitRecord, Head, Published, FORMAT,
+    checkpoint_bytes, parse_checkpoint, CheckpointRef, CommitKind, CommitRecord, CommitSummary, Head, Published, FORMAT,
 };
 use super::state::ShardState;
 use super::{probe_key, LedgerError, Settings, ShardKeys};
@@ -58,6 +58,19 @@ pub async fn get_commit<S: ObjectStore>(
     let key = keys.commit(n);
     match store.get(&key).await? {
         Some(body) => Ok(Some(CommitRecord::parse(&key, &body)?)),
+        None => Ok(None),
+    }
+}
+
+/// Commit record `n`'s [`CommitSummary`], if it exists (what a publisher reads).
+pub async fn get_commit_summary<S: ObjectStore>(
+    store: &S,
+    keys: &ShardKeys,
+    n: u64,
+) -> Result<Option<CommitSummary>, LedgerError> {
+    let key = keys.commit(n);
+    match store.get(&key).await? {
+        Some(body) => Ok(Some(CommitSummary::parse(&key, &body)?)),
         None => Ok(None),
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use sink::store::StoreError;
 
-pub use record::{CommitKind, CommitRecord, CommittedFile, Head, Published, SeqRange};
+pub use record::{CommitKind, CommitRecord, CommitSummary, CommittedFile, Head, Published, SeqRange};
 pub use state::{Position, ShardState};
 
 /// The keys of one shard's ledger.

@@ -149,6 +149,38 @@ impl CommitRecord {
     }
 }
 
+/// What a publisher reads of a commit record: which commit, its data files and its figures.
+/// The ids it kept and the fingerprints of its records, most of its bytes, are skipped by the
+/// JSON parser without being decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommitSummary {
+    pub format: u32,
+    pub stream: String,
+    pub shard_id: String,
+    pub commit: u64,
+    pub arrival: ArrivalSpan,
+    pub committed_ms: i64,
+    pub files: Vec<CommittedFile>,
+    pub records: u64,
+}
+
+impl CommitSummary {
+    pub fn parse(key: &str, body: &[u8]) -> Result<Self, LedgerError> {
+        #[derive(Deserialize)]
+        struct Format {
+            format: Option<u64>,
+        }
+        let damaged = |what: String| LedgerError::Damaged { key: key.to_string(), what };
+        let probe: Format = serde_json::from_slice(body).map_err(|e| damaged(format!("not a commit record: {e}")))?;
+        match probe.format {
+            Some(f) if f == u64::from(FORMAT) => {}
+            Some(1) => return Err(LedgerError::OldFormat { key: key.to_string() }),
+            other => return Err(damaged(format!("unknown ledger format {other:?}"))),
+        }
+        serde_json::from_slice(body).map_err(|e| damaged(format!("not a commit record: {e}")))
+    }
+}
+
 /// `head.json`: a hint, overwritten after each commit, so that a cold start (and the publisher)
 /// finds the latest commit and checkpoint without listing. It may lag (a crash between the
 /// commit and its update): readers look for the commits after it. Losing it costs a LIST,
@@ -247,4 +279,72 @@ pub fn parse_checkpoint(key: &str, b: &[u8]) -> Result<(CheckpointHeader, DedupW
     }
     let window = DedupWindow::from_bytes(&body[12 + len..]).map_err(|e| damaged(&e.to_string()))?;
     Ok((header, window))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> CommitRecord {
+        CommitRecord {
+            format: FORMAT,
+            stream: "orders".into(),
+            shard_id: "shardId-000000000001".into(),
+            commit: 7,
+            attempt: "a1".into(),
+            kind: CommitKind::Stream,
+            ranges: vec![SeqRange("10".into(), "19".into())],
+            high_water_mark: "19".into(),
+            arrival: ArrivalSpan(1_000, 2_000),
+            committed_ms: 2_100,
+            checkpoint: 4,
+            files: vec![CommittedFile {
+                table: "events".into(),
+                hour: 0,
+                staged: "_staging/orders/s/7-a1/0.parquet".into(),
+                rows: 10,
+                bytes: 999,
+            }],
+            window: b64().encode(WindowDelta::default().to_bytes()),
+            sequences: encode_fingerprints(&[sequence_fingerprint("10")]),
+            records: 10,
+            events: 9,
+            quarantined: 1,
+            duplicates: 0,
+        }
+    }
+
+    #[test]
+    fn a_summary_reads_what_the_publisher_needs_and_skips_the_ids() {
+        let c = record();
+        let s = CommitSummary::parse("k", &c.to_bytes()).unwrap();
+        let expected = CommitSummary {
+            format: FORMAT,
+            stream: c.stream.clone(),
+            shard_id: c.shard_id.clone(),
+            commit: 7,
+            arrival: c.arrival,
+            committed_ms: 2_100,
+            files: c.files.clone(),
+            records: 10,
+        };
+        assert_eq!(s, expected);
+        // The ids are not decoded: a summary does not depend on them.
+        let mut odd = c.clone();
+        odd.window = "not base64 at all".into();
+        assert!(CommitRecord::parse("k", &odd.to_bytes()).is_err());
+        assert_eq!(CommitSummary::parse("k", &odd.to_bytes()).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_summary_of_another_format_or_no_record_is_refused_by_name() {
+        let mut old = record();
+        old.format = 1;
+        let err = CommitSummary::parse("k1", &old.to_bytes()).unwrap_err();
+        assert!(matches!(err, LedgerError::OldFormat { ref key } if key == "k1"), "{err}");
+        let err = CommitSummary::parse("k2", b"{\"format\": 2}").unwrap_err();
+        assert!(matches!(err, LedgerError::Damaged { ref key, .. } if key == "k2"), "{err}");
+        let err = CommitSummary::parse("k3", b"[]").unwrap_err();
+        assert!(err.to_string().contains("k3"), "{err}");
+    }
 }
