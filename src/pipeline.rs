@@ -175,6 +175,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
                     data: bytes::Bytes::copy_from_slice(&buf),
                     partition_key: g.partition_key,
                     explicit_hash_key: None,
+                    records: 1,
                 };
                 if tx.send(entry).await.is_err() {
                     return truth;

@@ -31,6 +31,7 @@ async fn fill_stream(client: &aws_sdk_kinesis::Client, name: &str, seed: u64) ->
             data: bytes::Bytes::copy_from_slice(&buf),
             partition_key: g.partition_key,
             explicit_hash_key: None,
+            records: 1,
         })
         .await
         .unwrap();

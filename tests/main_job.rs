@@ -184,7 +184,7 @@ async fn failed_invocations_are_retried_bisected_and_finally_sent_to_the_destina
         let data = format!(
             r#"{{"event_id":"e-{n}","event_type":"page_view","event_time":"2026-11-23T12:00:00Z","session_id":"s","country":"US","device":"app","page":"/"}}"#
         );
-        stream.put(&Entry { data: Bytes::from(data), partition_key: "s".into(), explicit_hash_key: None });
+        stream.put(&Entry { data: Bytes::from(data), partition_key: "s".into(), explicit_hash_key: None, records: 1 });
     }
     let store = FailingReads { inner: MemoryStore::new(), left: AtomicUsize::new(3) };
     let processor = Arc::new(Processor::new(store, ""));

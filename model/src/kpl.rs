@@ -17,7 +17,8 @@
 //!
 //! A small protobuf reader of our own: it borrows from the record's bytes, never allocates
 //! more than a pointer per user record, and answers a typed error for anything a corrupt or
-//! truncated aggregate can hold (it is fuzzed with the other decoders).
+//! truncated aggregate can hold (it is fuzzed with the other decoders). [`Aggregate`] writes
+//! them (the producer's `--aggregate`), as the KPL does.
 
 use md5::{Digest, Md5};
 
@@ -103,6 +104,103 @@ pub fn deaggregate(data: &[u8]) -> Result<Vec<UserRecord<'_>>, KplError> {
             Ok(UserRecord { partition_key, explicit_hash_key, data })
         })
         .collect()
+}
+
+/// An aggregate being written, as the KPL writes one: a partition key table (each key once),
+/// then the records in order. [`Aggregate::len`] is the exact size [`Aggregate::finish`] returns,
+/// so that a producer can stop before a limit.
+#[derive(Debug, Clone, Default)]
+pub struct Aggregate {
+    keys: Vec<u8>,
+    key_index: std::collections::HashMap<String, u64>,
+    records: Vec<u8>,
+    count: usize,
+}
+
+impl Aggregate {
+    pub fn new() -> Self {
+        Aggregate::default()
+    }
+
+    /// User records added.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the finished aggregate: magic, protobuf, MD5.
+    pub fn len(&self) -> usize {
+        KPL_MAGIC.len() + self.keys.len() + self.records.len() + 16
+    }
+
+    /// The size of the aggregate with one more record of this key and data.
+    pub fn len_with(&self, partition_key: &str, data: &[u8]) -> usize {
+        let (index, new_key) = match self.key_index.get(partition_key) {
+            Some(&i) => (i, 0),
+            None => (self.key_index.len() as u64, field_len(partition_key.len())),
+        };
+        self.len() + new_key + field_len(record_len(index, data.len()))
+    }
+
+    pub fn add(&mut self, partition_key: &str, data: &[u8]) {
+        let index = match self.key_index.get(partition_key) {
+            Some(&i) => i,
+            None => {
+                let i = self.key_index.len() as u64;
+                put_field(&mut self.keys, 1, partition_key.as_bytes());
+                self.key_index.insert(partition_key.to_string(), i);
+                i
+            }
+        };
+        put_varint(&mut self.records, 3 << 3 | LEN as u64);
+        put_varint(&mut self.records, record_len(index, data.len()) as u64);
+        put_varint(&mut self.records, 1 << 3 | VARINT as u64);
+        put_varint(&mut self.records, index);
+        put_field(&mut self.records, 3, data);
+        self.count += 1;
+    }
+
+    /// The aggregate's bytes (magic, protobuf, MD5 of the protobuf).
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend_from_slice(&KPL_MAGIC);
+        out.extend_from_slice(&self.keys);
+        out.extend_from_slice(&self.records);
+        let digest = Md5::digest(&out[KPL_MAGIC.len()..]);
+        out.extend_from_slice(&digest);
+        out
+    }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// A length-delimited field of `len` bytes with a one-byte tag.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// A `Record`'s encoded size: its key index and its data.
+fn record_len(index: u64, data: usize) -> usize {
+    1 + varint_len(index) + field_len(data)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+    put_varint(out, number << 3 | LEN as u64);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
 }
 
 /// Wire types.
@@ -323,5 +421,38 @@ mod tests {
             deaggregate(&seal(&[0x0a, 0x01, 0xff])),
             Err(KplError::Protobuf { what: "a key that is not UTF-8", .. })
         ));
+    }
+
+    #[test]
+    fn written_aggregates_read_back_and_know_their_size() {
+        let mut agg = Aggregate::new();
+        assert!(agg.is_empty());
+        let data: Vec<Vec<u8>> = (0..300).map(|i| vec![b'x'; i * 3]).collect();
+        for (i, d) in data.iter().enumerate() {
+            let key = format!("session-{}", i % 17);
+            let before = agg.len_with(&key, d);
+            agg.add(&key, d);
+            assert_eq!(agg.len(), before, "record {i}");
+        }
+        assert_eq!(agg.count(), 300);
+        let len = agg.len();
+        let bytes = agg.finish();
+        assert_eq!(bytes.len(), len);
+        let got = deaggregate(&bytes).unwrap();
+        assert_eq!(got.len(), 300);
+        for (i, u) in got.iter().enumerate() {
+            assert_eq!((u.partition_key, u.data), (format!("session-{}", i % 17).as_str(), &data[i][..]));
+        }
+        // Sizes across varint boundaries: 127/128 bytes of data, 128 keys.
+        for n in [0usize, 1, 126, 127, 128, 129, 16_383, 16_384] {
+            let mut a = Aggregate::new();
+            for k in 0..130 {
+                let key = format!("k{k}");
+                let expected = a.len_with(&key, &vec![0; n]);
+                a.add(&key, &vec![0; n]);
+                assert_eq!(a.len(), expected, "{n} bytes, key {k}");
+            }
+            assert_eq!(deaggregate(&a.finish()).unwrap().len(), 130);
+        }
     }
 }

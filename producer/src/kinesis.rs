@@ -34,6 +34,8 @@ pub struct Entry {
     pub data: Bytes,
     pub partition_key: String,
     pub explicit_hash_key: Option<String>,
+    /// The user records it carries: 1, or a KPL aggregate's count.
+    pub records: u32,
 }
 
 impl Entry {
@@ -276,12 +278,15 @@ impl SendConfig {
 /// Counters of a run, shared with the progress display.
 #[derive(Debug, Clone, Default)]
 pub struct SendStats {
+    /// User records stored (a KPL aggregate counts its records).
     pub sent: u64,
+    /// Kinesis records stored (aggregates count one each).
+    pub kinesis_records: u64,
     /// Record attempts that failed and were tried again.
     pub retried: u64,
     /// Record attempts refused with ProvisionedThroughputExceededException (or whole requests).
     pub throttled: u64,
-    /// Records given up after the last attempt.
+    /// User records given up after the last attempt.
     pub failed: u64,
     pub requests: u64,
     pub per_shard: BTreeMap<String, u64>,
@@ -501,8 +506,9 @@ fn handle(
                 match outcome {
                     Outcome::Stored { shard_id } => {
                         busy.remove(&p.entry.partition_key);
-                        st.sent += 1;
-                        *st.per_shard.entry(shard_id).or_default() += 1;
+                        st.sent += u64::from(p.entry.records);
+                        st.kinesis_records += 1;
+                        *st.per_shard.entry(shard_id).or_default() += u64::from(p.entry.records);
                     }
                     Outcome::Failed { code, .. } => {
                         if code == THROTTLED {
@@ -537,7 +543,7 @@ fn handle(
     for mut p in failed {
         p.attempts += 1;
         if p.attempts >= cfg.max_attempts {
-            st.failed += 1;
+            st.failed += u64::from(p.entry.records);
             busy.remove(&p.entry.partition_key);
             given_up.push(p.entry);
         } else {

@@ -9,6 +9,7 @@
 //!
 //! The binary `producer` wires them to the command line; the main job calls the library.
 
+pub mod aggregate;
 pub mod args;
 mod catalog;
 mod json;

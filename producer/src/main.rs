@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Parser, ValueEnum};
+use producer::aggregate::{aggregate_stage, Aggregator, Limits};
 use producer::args::{self, Pace};
 use producer::kinesis::{self, Entry, KinesisApi, Router, SdkKinesis, SendConfig, SendStats, Strategy};
 use producer::{Config, Faults, Storefront, Truth};
@@ -87,6 +88,14 @@ struct Cli {
     /// Write the truth manifest (expected rows and sums per table) to this JSON file.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Pack the records of each shard into KPL aggregates (as the Kinesis Producer Library
+    /// does), each put with an explicit hash key in its shard's range; an aggregate is sent
+    /// when full or after 100 ms.
+    #[arg(long, conflicts_with = "stdout")]
+    aggregate: bool,
+    /// Bytes of a KPL aggregate, at most: up to 1,048,320 [default: 51200, the KPL's].
+    #[arg(long)]
+    aggregate_max_bytes: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,8 +174,12 @@ fn run_stdout(cli: &Cli, pace: &Pace) -> anyhow::Result<()> {
 fn summary(stats: &SendStats, elapsed: Duration) -> String {
     let ms = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0));
     let shards: Vec<String> = stats.per_shard.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    let aggregated = match stats.kinesis_records == stats.sent {
+        true => String::new(),
+        false => format!(" in {} KPL aggregates", stats.kinesis_records),
+    };
     format!(
-        "sent {} records in {:.1} s ({:.0}/s); {} requests; retried {}, throttled {}, failed {}; \
+        "sent {} records{aggregated} in {:.1} s ({:.0}/s); {} requests; retried {}, throttled {}, failed {}; \
          PutRecords latency p50 {}, p99 {}\nrecords per shard: {}",
         stats.sent,
         elapsed.as_secs_f64(),
@@ -194,12 +207,27 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
     }
     // Also checks, before anything is generated, that the stream exists and the credentials work.
     let shards = api.open_shards(stream).await?;
+    let aggregator = match cli.aggregate {
+        true => Some(Aggregator::new(
+            shards.clone(),
+            Limits { max_bytes: cli.aggregate_max_bytes.unwrap_or(Limits::default().max_bytes), ..Limits::default() },
+        )?),
+        false => None,
+    };
     let mut router = Router::new(strategy, shards, cli.seed)?;
     let mut cfg = SendConfig::new(stream);
     cfg.concurrency = cli.concurrency as usize;
     cfg.max_attempts = cli.max_attempts;
     let stats = Arc::new(Mutex::new(SendStats::default()));
     let (tx, rx) = tokio::sync::mpsc::channel::<Entry>(4096);
+    // With --aggregate, user records pass through the aggregator on their way to the sender.
+    let (rx, aggregating) = match aggregator {
+        Some(agg) => {
+            let (atx, arx) = tokio::sync::mpsc::channel::<Entry>(256);
+            (arx, Some(tokio::spawn(aggregate_stage(rx, atx, agg))))
+        }
+        None => (rx, None),
+    };
 
     let progress = progress_bar(stats.clone(), pace.started);
     let mut store = storefront(cli);
@@ -216,7 +244,8 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
                 t.add(&g);
             }
             let (partition_key, explicit_hash_key) = router.route(g.partition_key);
-            let entry = Entry { data: bytes::Bytes::copy_from_slice(&buf), partition_key, explicit_hash_key };
+            let entry =
+                Entry { data: bytes::Bytes::copy_from_slice(&buf), partition_key, explicit_hash_key, records: 1 };
             if tx.send(entry).await.is_err() {
                 break;
             }
@@ -227,6 +256,9 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
     let sender = kinesis::send_all(&api, &cfg, rx, stats.clone(), cli.seed.wrapping_add(1));
     let ((), sent) = tokio::join!(generator, sender);
     progress.abort();
+    if let Some(stage) = aggregating {
+        stage.await.context("the KPL aggregation stopped")?;
+    }
     let given_up = sent?;
     let stats = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
     eprintln!("{}", summary(&stats, pace.started.elapsed()));
@@ -236,24 +268,30 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
     if given_up.is_empty() {
         return Ok(true);
     }
+    let lost: u64 = given_up.iter().map(|e| u64::from(e.records)).sum();
     match &cli.dead_letter {
         Some(path) => {
             let mut out = Vec::new();
             for e in &given_up {
-                out.extend_from_slice(&e.data);
-                out.push(b'\n');
+                // An aggregate's user records, one a line, as the others.
+                let records = match model::kpl::is_aggregate(&e.data) {
+                    true => model::kpl::deaggregate(&e.data)?.into_iter().map(|u| u.data).collect(),
+                    false => vec![&e.data[..]],
+                };
+                for data in records {
+                    out.extend_from_slice(data);
+                    out.push(b'\n');
+                }
             }
             std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!(
-                "error: {} records could not be sent after {} attempts; they are in {}",
-                given_up.len(),
+                "error: {lost} records could not be sent after {} attempts; they are in {}",
                 cli.max_attempts,
                 path.display()
             );
         }
         None => eprintln!(
-            "error: {} records could not be sent after {} attempts (use --dead-letter FILE to keep them)",
-            given_up.len(),
+            "error: {lost} records could not be sent after {} attempts (use --dead-letter FILE to keep them)",
             cli.max_attempts
         ),
     }
@@ -290,6 +328,9 @@ fn main() -> ExitCode {
         duration: cli.duration,
     };
     let result = match &cli.stream {
+        _ if cli.aggregate_max_bytes.is_some() && !cli.aggregate => {
+            Err(anyhow::anyhow!("--aggregate-max-bytes goes with --aggregate"))
+        }
         None => run_stdout(&cli, &pace).map(|()| true),
         Some(stream) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(run_stream(&cli, stream, pace)),

@@ -175,3 +175,122 @@ fn into_moto_kinesis_every_record_arrives_in_order_per_partition_key() {
         producer(&["--stream", "spread", "--events", "10", "--partition-key", "weighted", "--weights", "1,2"], &env);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--weights has 2 values but the stream has 4 open shards"));
 }
+
+/// The Kinesis records, read by aws_kinesis_agg (AWS's KPL library, PyPI): per record, whether
+/// it is an aggregate and its user records (partition key, data).
+fn deaggregate_with_aws(records: &[(String, bytes::Bytes)]) -> Vec<(bool, Vec<(String, Vec<u8>)>)> {
+    use base64::Engine;
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(testkit::script("kpl_deaggregate.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (bash scripts/test installs the test tools into .venv)");
+    let mut stdin = child.stdin.take().unwrap();
+    for (pk, data) in records {
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        writeln!(stdin, "{}", serde_json::json!({"partition_key": pk, "data": data})).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kpl_deaggregate.py failed (pip install -r tests/requirements.txt installs aws_kinesis_agg):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.iter()
+        .map(|r| {
+            let users = r["user_records"].as_array().unwrap().iter();
+            let users = users.map(|u| {
+                let data = base64::engine::general_purpose::STANDARD.decode(u["data"].as_str().unwrap()).unwrap();
+                (u["partition_key"].as_str().unwrap().to_string(), data)
+            });
+            (r["aggregated"].as_bool().unwrap(), users.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn aggregated_records_are_read_by_aws_kinesis_agg_on_the_shard_of_each_user_record() {
+    let moto = servers::start_moto();
+    let env = moto_env(&moto.endpoint());
+    let env = with_env(&env);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = kinesis_client(&moto.endpoint());
+    rt.block_on(client.create_stream().stream_name("kpl").shard_count(3).send()).unwrap();
+    let flags = ["--events", "3000", "--seed", "9", "--invalid-rate", "0.02"];
+    let out = producer(
+        &[&["--stream", "kpl", "--concurrency", "1", "--aggregate", "--aggregate-max-bytes", "20000"][..], &flags]
+            .concat(),
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sent 3000 records in ") && stderr.contains("KPL aggregates"), "{stderr}");
+
+    let expected = producer(&[&["--stdout"][..], &flags].concat(), &[]).stdout;
+    let expected: Vec<Vec<u8>> =
+        expected.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let shards = rt.block_on(read_stream(&client, "kpl"));
+    let ranges: Vec<(String, u128)> = rt
+        .block_on(client.list_shards().stream_name("kpl").send())
+        .unwrap()
+        .shards()
+        .iter()
+        .map(|s| (s.shard_id().to_string(), s.hash_key_range().unwrap().starting_hash_key().parse().unwrap()))
+        .collect();
+    let shard_of = |key: &str| {
+        use md5::Digest;
+        let hash = u128::from_be_bytes(md5::Md5::digest(key.as_bytes()).into());
+        ranges.iter().rev().find(|(_, start)| *start <= hash).unwrap().0.clone()
+    };
+    let mut got = Vec::new();
+    let mut per_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (shard, records) in &shards {
+        assert!(records.iter().all(|(_, d)| d.len() <= 20_000), "aggregates within --aggregate-max-bytes");
+        let read = deaggregate_with_aws(records);
+        assert!(read.len() < 3000 / 5, "{} Kinesis records on {shard}: aggregated", read.len());
+        for (aggregated, users) in read {
+            assert!(aggregated, "every Kinesis record is an aggregate with a good MD5");
+            for (key, data) in users {
+                assert_eq!(shard_of(&key), *shard, "{key} is on the shard its key hashes to");
+                per_key.entry(key).or_default().push(data.clone());
+                got.push(data);
+            }
+        }
+    }
+    let (mut got_sorted, mut want) = (got.clone(), expected.clone());
+    got_sorted.sort();
+    want.sort();
+    let differ: Vec<String> = got_sorted
+        .iter()
+        .zip(&want)
+        .filter(|(a, b)| a != b)
+        .take(2)
+        .map(|(a, b)| format!("read {:?}\nproduced {:?}", String::from_utf8_lossy(a), String::from_utf8_lossy(b)))
+        .collect();
+    assert!(differ.is_empty(), "every record once: {} read, {} produced; {differ:?}", got.len(), expected.len());
+    // Each key's records in the order produced (equal records, such as invalid ones, matched in
+    // turn).
+    for (key, records) in &per_key {
+        let mut last = None;
+        for r in records {
+            let next = expected.iter().enumerate().position(|(i, e)| e == r && last.is_none_or(|l| i > l));
+            assert!(next.is_some(), "records of {key} out of order");
+            last = next;
+        }
+    }
+    // Mistakes: --aggregate without a stream, a size no aggregate can have.
+    let out = producer(&["--stdout", "--aggregate"], &[]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("'--stdout' cannot be used with"));
+    let out = producer(&["--stdout", "--aggregate-max-bytes", "900"], &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: --aggregate-max-bytes goes with --aggregate\n");
+    assert!(!out.status.success());
+    let out = producer(&["--stream", "kpl", "--aggregate", "--aggregate-max-bytes", "2000000"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("at most 2000000 bytes"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

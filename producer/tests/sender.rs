@@ -130,6 +130,7 @@ fn entries(n: usize) -> Vec<Entry> {
             data: Bytes::from(format!("{{\"n\":{i}}}")),
             partition_key: format!("session-{}", i % 97),
             explicit_hash_key: None,
+            records: 1,
         })
         .collect()
 }
@@ -263,7 +264,7 @@ async fn against_moto_kinesis_faults_lose_and_duplicate_nothing() {
         .await
         .into_values()
         .flatten()
-        .map(|(pk, data)| Entry { data, partition_key: pk, explicit_hash_key: None })
+        .map(|(pk, data)| Entry { data, partition_key: pk, explicit_hash_key: None, records: 1 })
         .collect();
     assert_eq!(multiset(&stored), multiset(&list));
     // The shards reported per record add up to what the stream holds.

@@ -352,7 +352,7 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(pk: &str) -> Entry {
-        Entry { data: Bytes::from_static(b"{}"), partition_key: pk.into(), explicit_hash_key: None }
+        Entry { data: Bytes::from_static(b"{}"), partition_key: pk.into(), explicit_hash_key: None, records: 1 }
     }
 
     #[test]
