@@ -176,9 +176,13 @@ fn into_moto_kinesis_every_record_arrives_in_order_per_partition_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--weights has 2 values but the stream has 4 open shards"));
 }
 
+/// A Kinesis record as aws_kinesis_agg reads it: whether it is an aggregate, its user records
+/// (partition key, data).
+type Read = (bool, Vec<(String, Vec<u8>)>);
+
 /// The Kinesis records, read by aws_kinesis_agg (AWS's KPL library, PyPI): per record, whether
 /// it is an aggregate and its user records (partition key, data).
-fn deaggregate_with_aws(records: &[(String, bytes::Bytes)]) -> Vec<(bool, Vec<(String, Vec<u8>)>)> {
+fn deaggregate_with_aws(records: &[(String, bytes::Bytes)]) -> Vec<Read> {
     use base64::Engine;
     use std::io::Write;
     let mut child = Command::new("python3")
