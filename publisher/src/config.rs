@@ -42,11 +42,12 @@ impl Default for Settings {
 
 impl Settings {
     /// Settings whose merges fit in `memory` bytes: as many outputs at once as there are cores
-    /// and as the memory holds (each holds a row group being encoded, its inputs fetched ahead
-    /// and a part being uploaded).
+    /// and as the memory holds, one at least (each holds a row group's inputs, the next ones
+    /// fetched ahead, the columns it encodes again and the parts being uploaded: twice a row
+    /// group and six parts, measured in docs/performance.md).
     pub fn with_memory(memory: usize, row_group_bytes: usize) -> Self {
         let part_bytes = 8 << 20;
-        let per_worker = row_group_bytes + row_group_bytes / 2 + 6 * part_bytes;
+        let per_worker = 2 * row_group_bytes + 6 * part_bytes;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Settings {
             groups: 1,
