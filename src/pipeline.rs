@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use model::EventType;
 use processor::Processor;
+use producer::aggregate::{aggregate_stage, Aggregator, Limits};
 use producer::args::Pace;
-use producer::kinesis::{self, Entry, SendConfig, SendStats};
+use producer::kinesis::{self, Entry, KinesisApi, SendConfig, SendStats};
 use producer::{Config, Faults, Storefront, Truth, TruthManifest};
 use sink::store::{LocalStore, ObjectStore};
 
@@ -50,6 +51,8 @@ pub struct MainJob {
     pub reshard_at: Option<Duration>,
     /// How often the in-process publisher runs a round.
     pub publish_interval: Duration,
+    /// Pack each shard's records into KPL aggregates, as the producer's `--aggregate` does.
+    pub aggregate: bool,
 }
 
 async fn reshard(stream: Arc<EmbeddedStream>, at: Duration) -> anyhow::Result<()> {
@@ -142,6 +145,15 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     });
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Entry>(8192);
+    // With --aggregate, the records pass through the KPL aggregator on their way in.
+    let (rx, aggregating) = if job.aggregate {
+        let shards = stream.open_shards(&name).await.context("listing the embedded stream's shards")?;
+        let aggregator = Aggregator::new(shards, Limits::default())?;
+        let (atx, arx) = tokio::sync::mpsc::channel::<Entry>(1024);
+        (arx, Some(tokio::spawn(aggregate_stage(rx, atx, aggregator))))
+    } else {
+        (rx, None)
+    };
     let mut send_cfg = SendConfig::new(&name);
     send_cfg.base_backoff = Duration::from_millis(20);
     send_cfg.max_backoff = Duration::from_secs(1);
@@ -187,6 +199,9 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         truth
     };
     let (given_up, truth) = tokio::join!(sender, generate);
+    if let Some(stage) = aggregating {
+        stage.await.context("the KPL aggregation stopped")?;
+    }
     let given_up = given_up.context("the embedded stream refused the records")?;
     anyhow::ensure!(given_up.is_empty(), "{} records could not be put into the embedded stream", given_up.len());
     stop.store(true, Ordering::SeqCst);
@@ -248,8 +263,8 @@ fn progress_line(secs: f64, produced: u64, sent: &SendStats, esm: &EsmStats, pub
         "{secs:>5.0} s | produced {produced} ({:.0}/s) | in stream {} | processed {} ({:.0}/s): {} events, {quarantined} quarantined | max iterator age {:.1} s | published {} files in {} rounds",
         produced as f64 / secs.max(1e-9),
         sent.sent,
-        esm.records,
-        esm.records as f64 / secs.max(1e-9),
+        esm.user_records(),
+        esm.user_records() as f64 / secs.max(1e-9),
         esm.events,
         age as f64 / 1000.0,
         published.files,
@@ -321,6 +336,7 @@ impl Summary {
         let revenue: Vec<String> =
             t.tables.order_items.line_total_minor_by_currency.iter().map(|(c, v)| format!("{c} {}", v.0)).collect();
         let dir = data_dir.display();
+        let user_records = self.esm.user_records();
         format!(
             "stream {stream}: {shards} shards, {secs:.1} s\n\
              in:  {produced} records produced ({in_rate:.0}/s); put {sent}, throttled {throttled}, retried {retried}\n\
@@ -328,7 +344,7 @@ impl Summary {
              \x20    quarantined by reason: {qr}\n\
              orders: {orders}; revenue (minor units): {revenue}\n\
              funnel: product views per page view {f1}, add to cart per product view {f2}, checkout per add to cart {f3}, order per checkout {f4}\n\
-             throughput: {out_rate:.0} records/s processed, {inv} invocations ({failed} failed); {peak}\n\
+             throughput: {out_rate:.0} records/s processed{aggregates}, {inv} invocations ({failed} failed); {peak}\n\
              latency from arrival in the stream to committed files: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, max {max} ms\n\
              {publishing}\n\
              reconciled with the producer's truth manifest ({dir}/_truth-{stream}.json): {ok}{replay}\n\
@@ -356,7 +372,11 @@ impl Summary {
             f2 = pct(by_type(EventType::AddToCart), by_type(EventType::ProductView)),
             f3 = pct(by_type(EventType::CheckoutStarted), by_type(EventType::AddToCart)),
             f4 = pct(by_type(EventType::OrderPlaced), by_type(EventType::CheckoutStarted)),
-            out_rate = self.esm.records as f64 / secs,
+            out_rate = user_records as f64 / secs,
+            aggregates = match user_records == self.esm.records {
+                true => String::new(),
+                false => format!(" (in {} KPL aggregates)", self.esm.records),
+            },
             inv = self.esm.invocations,
             failed = self.esm.failed_invocations,
             p50 = percentile(&lat, 0.5),

@@ -40,6 +40,7 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
         store_outage: None,
         reshard_at: None,
         publish_interval: Duration::from_millis(500),
+        aggregate: false,
     };
     let summary = pipeline::run(&job).await.unwrap();
     assert!(summary.reconciled(), "{}", summary.render(dir.path()));
@@ -105,6 +106,60 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     assert!(!snap["minutes"].as_array().unwrap().is_empty() && !snap["top_products"].as_array().unwrap().is_empty());
     assert_eq!(snap["files_published"], summary.published.files);
     assert_eq!(snap["rounds"], summary.published.rounds);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_sent_in_kpl_aggregates_come_out_as_the_truth_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = MainJob {
+        data_dir: dir.path().to_path_buf(),
+        duration: Duration::from_secs(3),
+        rate: 1500.0,
+        shards: 3,
+        seed: 8,
+        shard_limits: None,
+        faults: Faults { invalid_rate: 0.02, duplicate_rate: 0.02, late_rate: 0.02 },
+        esm: EsmConfig {
+            batch_size: 50,
+            batching_window: Duration::from_millis(200),
+            ..EsmConfig::new(Destination::Dir(dir.path().join("_on_failure")))
+        },
+        progress: false,
+        dashboard: None,
+        dashboard_any_port: false,
+        store_outage: None,
+        reshard_at: None,
+        publish_interval: Duration::from_millis(500),
+        aggregate: true,
+    };
+    let summary = pipeline::run(&job).await.unwrap();
+    let text = summary.render(dir.path());
+    assert!(summary.reconciled() && summary.published_ok(), "{text}");
+    let produced = summary.truth.records;
+    assert_eq!(summary.sent.sent, produced, "user records put");
+    assert!(
+        summary.sent.kinesis_records * 5 < produced,
+        "aggregated: {} Kinesis records",
+        summary.sent.kinesis_records
+    );
+    assert_eq!(summary.esm.records, summary.sent.kinesis_records, "the handler saw the aggregates");
+    assert_eq!(summary.esm.user_records(), produced, "and every record inside them");
+    assert!(summary.esm.duplicates > 0, "duplicates inside and across aggregates dropped");
+    assert!(text.contains("KPL aggregates)"), "{text}");
+    // Read back independently: every event once (pyarrow and DuckDB), the quarantine as the truth.
+    let report = testkit::python_report(&["--dir", dir.path().to_str().unwrap()]);
+    testkit::assert_contract_types(&report, &Table::ALL);
+    assert_eq!(report["tables"]["events"]["rows"], summary.truth.tables.events.rows);
+    assert_eq!(report["tables"]["quarantine"]["rows"], summary.truth.tables.quarantine.rows);
+    assert_eq!(report["checks"]["sales_mismatches"], 0);
+    // User records of one aggregate share its sequence number and differ by sub-sequence.
+    let store = LocalStore::new(dir.path()).unwrap();
+    let events = read_table(&store, "", Table::Events).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, r) in &events {
+        assert!(seen.insert((s(r, "sequence_number"), testkit::i(r, "sub_sequence_number"))), "a position twice");
+    }
+    assert!(events.iter().any(|(_, r)| testkit::i(r, "sub_sequence_number") > 0));
 }
 
 /// The truth manifest a main job wrote into its data directory.

@@ -65,6 +65,10 @@ pub struct Args {
     /// Keep serving the dashboard after the run, until Ctrl-C.
     #[arg(long, conflicts_with = "no_dashboard")]
     serve: bool,
+    /// Pack each shard's records into KPL aggregates (as the producer's --aggregate and the
+    /// Kinesis Producer Library do); the handler de-aggregates them.
+    #[arg(long)]
+    aggregate: bool,
 }
 
 fn parse_outage(s: &str) -> Result<(f64, f64), String> {
@@ -90,12 +94,14 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         store_outage: a.store_outage.map(|(from, len)| (Duration::from_secs_f64(from), Duration::from_secs_f64(len))),
         reshard_at: a.reshard_at.map(Duration::from_secs_f64),
         publish_interval: Duration::from_secs_f64(a.publish_interval),
+        aggregate: a.aggregate,
     };
     eprintln!(
-        "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards into {}/ (Ctrl-C to stop)",
+        "orderstream: {:.0} s of storefront traffic at {:.0} records/s through {} shards{} into {}/ (Ctrl-C to stop)",
         a.duration,
         a.rate,
         a.shards,
+        if a.aggregate { " in KPL aggregates" } else { "" },
         data_dir.display()
     );
     let summary = pipeline::run(&job).await?;

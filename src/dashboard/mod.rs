@@ -170,7 +170,7 @@ impl Live {
             produced: self.produced.load(Ordering::Relaxed),
             put: sent.sent,
             throttled: sent.throttled,
-            processed: esm.records,
+            processed: esm.user_records(),
             events: esm.events,
             quarantined: esm.quarantined.values().sum(),
             duplicates: esm.duplicates,

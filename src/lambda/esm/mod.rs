@@ -78,6 +78,8 @@ pub fn payload_size(r: &StreamRecord) -> usize {
 pub struct EsmStats {
     pub invocations: u64,
     pub failed_invocations: u64,
+    /// Kinesis records processed (a KPL aggregate is one; [`EsmStats::user_records`] counts its
+    /// records).
     pub records: u64,
     pub events: u64,
     pub quarantined: BTreeMap<ReasonCode, u64>,
@@ -89,6 +91,14 @@ pub struct EsmStats {
     pub latencies_ms: Vec<u32>,
     /// What the committed events add up to (for the dashboard).
     pub digest: Digest,
+}
+
+impl EsmStats {
+    /// User records processed: events, quarantined and duplicates (an aggregate counts its
+    /// records).
+    pub fn user_records(&self) -> u64 {
+        self.events + self.quarantined.values().sum::<u64>() + self.duplicates
+    }
 }
 
 pub(crate) fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRecord> {
