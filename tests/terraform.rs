@@ -129,9 +129,17 @@ impl Workspace {
         self.dir.path().join("terraform/examples/complete")
     }
 
+    fn module(&self) -> PathBuf {
+        self.dir.path().join("terraform/modules/orderstream")
+    }
+
     fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&self.example(), args)
+    }
+
+    fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
         Command::new("terraform")
-            .arg(format!("-chdir={}", self.example().display()))
+            .arg(format!("-chdir={}", dir.display()))
             .args(args)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("TF_IN_AUTOMATION", "1")
@@ -150,6 +158,21 @@ impl Workspace {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// The module's own `terraform test` (terraform/modules/orderstream/tests/*.tftest.hcl): plans
+/// against a mocked provider that check its guard rails (variables refused as the functions
+/// refuse them, the projection's range, the workgroup's limit, the roles' prefixes and keys).
+#[test]
+fn the_modules_plan_time_guard_rails_hold() {
+    let ws = Workspace::new();
+    let module = ws.module();
+    let init = ws.run_in(&module, &["init", "-input=false", "-no-color"]);
+    assert!(init.status.success(), "terraform init (module):\n{}", String::from_utf8_lossy(&init.stderr));
+    let out = ws.run_in(&module, &["test", "-no-color"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "terraform test:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Success!") && stdout.contains("0 failed"), "{stdout}");
 }
 
 #[test]

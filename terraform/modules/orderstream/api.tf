@@ -31,6 +31,12 @@ data "aws_iam_policy_document" "ingest" {
     sid       = "EncryptWithItsKey"
     actions   = ["kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
+    # Only through the services that encrypt for it, never as a bare KMS call.
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["kinesis.${local.region}.amazonaws.com"]
+    }
   }
 }
 

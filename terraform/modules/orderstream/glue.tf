@@ -3,11 +3,14 @@
 # dt/hr found by partition projection, so that no crawler or MSCK REPAIR is ever needed.
 
 locals {
-  tables      = jsondecode(file("${path.module}/tables.json"))
-  database    = replace(var.name, "-", "_")
-  location    = "s3://${aws_s3_bucket.datasets.id}/${local.prefix}"
-  first_day   = "2026-01-01"
-  results_key = "_athena-results/"
+  tables   = jsondecode(file("${path.module}/tables.json"))
+  database = replace(var.name, "-", "_")
+  location = "s3://${aws_s3_bucket.datasets.id}/${local.prefix}"
+  # Every partition the processor can write: event times back to 2000-01-01 (contract 1.2), and
+  # up to 5 minutes ahead of the clock, which is tomorrow's dt for 5 minutes before midnight.
+  # Athena only lists the days a query's dt filter names: filter by dt.
+  projection_days = "2000-01-01,NOW+1DAYS"
+  results_key     = "_athena-results/"
   table_comment = {
     events        = "One row per valid storefront event (contract 2.1)"
     order_items   = "One row per line of an order_placed event (contract 2.2)"
@@ -36,7 +39,7 @@ resource "aws_glue_catalog_table" "dataset" {
     "projection.enabled"          = "true"
     "projection.dt.type"          = "date"
     "projection.dt.format"        = "yyyy-MM-dd"
-    "projection.dt.range"         = "${local.first_day},NOW"
+    "projection.dt.range"         = local.projection_days
     "projection.dt.interval"      = "1"
     "projection.dt.interval.unit" = "DAYS"
     "projection.hr.type"          = "integer"
@@ -82,6 +85,7 @@ resource "aws_athena_workgroup" "this" {
   configuration {
     enforce_workgroup_configuration    = true
     publish_cloudwatch_metrics_enabled = true
+    bytes_scanned_cutoff_per_query     = var.athena_bytes_scanned_cutoff
 
     result_configuration {
       output_location = "s3://${aws_s3_bucket.datasets.id}/${local.results_key}"

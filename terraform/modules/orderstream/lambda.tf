@@ -2,11 +2,10 @@
 
 locals {
   function_name = "${var.name}-processor"
-  # What the function writes: its commit state, its staged files, and the five tables.
-  writable_prefixes = concat(
-    ["${local.prefix}_pipeline/", "${local.prefix}_staging/"],
-    [for t in keys(local.tables) : "${local.prefix}${t}/"],
-  )
+  # What the function writes: its commit state and its staged files. It never writes a visible
+  # dataset key (the publisher does); it deletes what it folds, its probes and the staged files
+  # of attempts that lost.
+  writable_prefixes = ["${local.prefix}_pipeline/", "${local.prefix}_staging/"]
 }
 
 resource "aws_sqs_queue" "on_failure" {
@@ -73,6 +72,12 @@ data "aws_iam_policy_document" "processor" {
     sid       = "UseItsKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
+    # Only through the services that encrypt for it, never as a bare KMS call.
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com", "kinesis.${local.region}.amazonaws.com"]
+    }
   }
 
   statement {

@@ -71,6 +71,12 @@ data "aws_iam_policy_document" "publisher" {
     sid       = "UseItsKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
+    # Only through the services that encrypt for it, never as a bare KMS call.
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
   }
 
   statement {

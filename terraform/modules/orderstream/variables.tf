@@ -143,7 +143,7 @@ variable "timeout" {
 }
 
 variable "reserved_concurrency" {
-  description = "Concurrent executions reserved for the function (at least one per shard is useful)."
+  description = "Concurrent executions reserved for the function (-1: none). The mapping runs one invocation per shard at a time (parallelization factor 1), so the stream's shard count is the most it uses: set it to the shard count with room for splits (on-demand streams add shards as traffic grows: 20 covers a stream that has scaled to 20 shards; beyond that, invocations wait and the iterator age alarm says so)."
   type        = number
   default     = 20
   validation {
@@ -177,9 +177,13 @@ variable "analytics_prefix" {
   type        = string
   default     = ""
 
+  # As the functions check it at start (sink::layout::check_prefix): relative path segments.
   validation {
-    condition     = var.analytics_prefix == "" || can(regex("^[A-Za-z0-9!_.*'()/-]*/$", var.analytics_prefix))
-    error_message = "analytics_prefix: empty, or safe S3 key characters ending with '/'."
+    condition = var.analytics_prefix == "" || (
+      can(regex("^[A-Za-z0-9!_.*'()/-]*/$", var.analytics_prefix)) &&
+      alltrue([for s in split("/", trimsuffix(var.analytics_prefix, "/")) : !contains(["", ".", ".."], s)])
+    )
+    error_message = "analytics_prefix: empty, or relative path segments of safe S3 key characters ending with '/' (no leading '/', no '//', no '.' or '..' segment), like \"analytics/\"."
   }
 }
 
@@ -387,4 +391,14 @@ variable "create_api_gateway_account_logging_role" {
   description = "Set the account's API Gateway CloudWatch Logs role (needed once per account and region for the ingest API's logs); off where one is set already."
   type        = bool
   default     = true
+}
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Bytes a query of the Athena workgroup may scan before Athena cancels it (10 MB to any size; null: no limit). The default, 100 GB, is about $0.50 a query: a day of events queried whole scans a few hundred MB (docs/performance.md)."
+  type        = number
+  default     = 100000000000
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff == null || try(var.athena_bytes_scanned_cutoff >= 10000000, false)
+    error_message = "athena_bytes_scanned_cutoff is at least 10000000 (Athena's minimum), or null for no limit."
+  }
 }
