@@ -258,6 +258,7 @@ fn emulator_override(endpoint: &str) -> String {
         "sns",
         "sqs",
         "sts",
+        "wafv2",
     ];
     let endpoints: String = services.iter().map(|s| format!("    {s} = {endpoint:?}\n")).collect();
     format!(
@@ -309,6 +310,7 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     assert_eq!(outputs["stream_name"]["value"], "orderstream-events");
     assert_eq!(outputs["function_name"]["value"], "orderstream-processor");
     assert!(outputs["ingest_url"]["value"].as_str().unwrap().ends_with("/live/events"));
+    assert!(outputs["orders_url"]["value"].as_str().unwrap().ends_with("/live/orders"));
     let mut alarms: Vec<&str> =
         outputs["alarm_names"]["value"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     alarms.sort_unstable();
@@ -342,6 +344,15 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         .iter()
         .flat_map(|m| m["resources"].as_array().unwrap())
         .collect();
+    // The ingest stage is behind its web ACL, as applied.
+    assert!(resources.iter().any(|r| r["type"] == "aws_wafv2_web_acl_association"));
+    let methods: Vec<(&Value, &Value)> = resources
+        .iter()
+        .filter(|r| r["type"] == "aws_api_gateway_method" && r["values"]["http_method"] == "POST")
+        .map(|r| (&r["name"], &r["values"]["authorization"]))
+        .collect();
+    assert_eq!(methods.len(), 2, "{methods:?}");
+    assert!(methods.contains(&(&serde_json::json!("orders"), &serde_json::json!("AWS_IAM"))), "{methods:?}");
     let queue_url = outputs["on_failure_queue_url"]["value"].as_str().unwrap();
     for alarm in resources.iter().filter(|r| r["type"] == "aws_cloudwatch_metric_alarm") {
         let v = &alarm["values"];

@@ -43,6 +43,11 @@ output "ingest_url" {
   value       = module.orderstream.ingest_url
 }
 
+output "orders_url" {
+  description = "POST signed (SigV4) events, orders included, here from your servers."
+  value       = module.orderstream.orders_url
+}
+
 output "alarm_names" {
   description = "The stack's CloudWatch alarms."
   value       = module.orderstream.alarm_names

@@ -1,11 +1,22 @@
-# HTTP ingest: POST /events with {"events": [ {...storefront event...}, ... ]} (up to 500) puts
-# each event into the stream (PutRecords through put_records.vtl: partition key from the
-# session_id, or the request id for an event without one; the processor quarantines invalid
-# events, nothing is refused here), with no server: API Gateway calls Kinesis directly.
-# Browsers may call it from any origin (CORS).
+# HTTP ingest, two routes with no server behind them (API Gateway calls Kinesis directly; each
+# event one PutRecords record through put_records.vtl, keyed by its session_id):
+#
+# - POST /events, the browser beacon: public (a page cannot hold a secret) and callable from any
+#   origin (CORS), so it takes browsing events only: an order_placed, or any event type not a
+#   browsing one, is refused with 400 by the body model before it reaches the stream;
+# - POST /orders, the server route: IAM-signed requests only (SigV4), any event type, with a
+#   throttle of its own.
+#
+# Both sit behind a WAF web ACL (a rate limit per client IP and AWS's managed rule groups) and a
+# stage throttle; the processor still validates every event (contract reason codes). Errors reach
+# the caller as errors: Kinesis's 4xx as 400, its 5xx as 502, and API Gateway's own 4xx/5xx
+# (429 when throttled) with the CORS headers so that a page can read them and back off.
 
 locals {
   api_count = var.create_http_ingest ? 1 : 0
+  waf_count = var.create_http_ingest && var.create_waf ? 1 : 0
+  # What a browser may send: everything but an order.
+  browsing_events = ["page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started"]
   cors = {
     "method.response.header.Access-Control-Allow-Origin"  = "'*'"
     "method.response.header.Access-Control-Allow-Headers" = "'Content-Type'"
@@ -67,6 +78,13 @@ resource "aws_api_gateway_resource" "events" {
   path_part   = "events"
 }
 
+resource "aws_api_gateway_resource" "orders" {
+  count       = local.api_count
+  rest_api_id = aws_api_gateway_rest_api.ingest[0].id
+  parent_id   = aws_api_gateway_rest_api.ingest[0].root_resource_id
+  path_part   = "orders"
+}
+
 resource "aws_api_gateway_request_validator" "body" {
   count                 = local.api_count
   rest_api_id           = aws_api_gateway_rest_api.ingest[0].id
@@ -74,25 +92,41 @@ resource "aws_api_gateway_request_validator" "body" {
   validate_request_body = true
 }
 
+# The envelope, and for the beacon the event type: each event is validated by the processor, and
+# a bad one is quarantined rather than refused, so that nothing a browser sent is lost; but an
+# order never comes from a browser.
 resource "aws_api_gateway_model" "events" {
-  count        = local.api_count
+  # Item schemas as JSON text: a map's values must share one type.
+  for_each = { for k, v in {
+    Events = jsonencode({ type = "object" })
+    BrowserEvents = jsonencode({
+      type       = "object"
+      required   = ["event_type"]
+      properties = { event_type = { enum = local.browsing_events } }
+    })
+  } : k => v if var.create_http_ingest }
   rest_api_id  = aws_api_gateway_rest_api.ingest[0].id
-  name         = "Events"
+  name         = each.key
   content_type = "application/json"
-  # The envelope only: each event is validated by the processor, and a bad one is quarantined
-  # rather than refused, so that nothing a browser sent is lost.
   schema = jsonencode({
-    "$schema" = "http://json-schema.org/draft-04/schema#"
-    type      = "object"
-    required  = ["events"]
-    properties = {
-      events = { type = "array", minItems = 1, maxItems = 500, items = { type = "object" } }
-    }
+    "$schema"  = "http://json-schema.org/draft-04/schema#"
+    type       = "object"
+    required   = ["events"]
+    properties = { events = { type = "array", minItems = 1, maxItems = 500, items = jsondecode(each.value) } }
   })
 }
 
-resource "aws_api_gateway_method" "post" {
-  # checkov:skip=CKV_AWS_59:A public ingest endpoint for browsers by design (like an analytics beacon); it is throttled by the stage, validates the envelope, and can only append to the stream.
+locals {
+  # The two POST routes' resources.
+  ingest_routes = var.create_http_ingest ? {
+    events = { resource = aws_api_gateway_resource.events[0].id }
+    orders = { resource = aws_api_gateway_resource.orders[0].id }
+  } : {}
+}
+
+# The browser beacon: public, browsing events only.
+resource "aws_api_gateway_method" "beacon" {
+  # checkov:skip=CKV_AWS_59:The browser beacon is public by design (a page cannot hold a secret): its body model takes browsing events only (orders are refused with 400), behind the WAF's per-IP rate rule and the stage throttle, and it can only append to the stream. Orders go to /orders, which requires IAM.
   # checkov:skip=CKV2_AWS_53:The request body is validated (aws_api_gateway_request_validator.body); checkov does not follow the validator reference.
   count                = local.api_count
   rest_api_id          = aws_api_gateway_rest_api.ingest[0].id
@@ -100,14 +134,30 @@ resource "aws_api_gateway_method" "post" {
   http_method          = "POST"
   authorization        = "NONE"
   request_validator_id = aws_api_gateway_request_validator.body[0].id
-  request_models       = { "application/json" = aws_api_gateway_model.events[0].name }
+  request_models       = { "application/json" = aws_api_gateway_model.events["BrowserEvents"].name }
+}
+
+# The server route: SigV4-signed requests of principals allowed execute-api:Invoke, any event.
+resource "aws_api_gateway_method" "orders" {
+  # checkov:skip=CKV2_AWS_53:The request body is validated (aws_api_gateway_request_validator.body); checkov does not follow the validator reference.
+  count                = local.api_count
+  rest_api_id          = aws_api_gateway_rest_api.ingest[0].id
+  resource_id          = aws_api_gateway_resource.orders[0].id
+  http_method          = "POST"
+  authorization        = "AWS_IAM"
+  request_validator_id = aws_api_gateway_request_validator.body[0].id
+  request_models       = { "application/json" = aws_api_gateway_model.events["Events"].name }
+}
+
+locals {
+  post_methods = var.create_http_ingest ? { events = aws_api_gateway_method.beacon[0], orders = aws_api_gateway_method.orders[0] } : {}
 }
 
 resource "aws_api_gateway_integration" "put_records" {
-  count                   = local.api_count
+  for_each                = local.ingest_routes
   rest_api_id             = aws_api_gateway_rest_api.ingest[0].id
-  resource_id             = aws_api_gateway_resource.events[0].id
-  http_method             = aws_api_gateway_method.post[0].http_method
+  resource_id             = each.value.resource
+  http_method             = local.post_methods[each.key].http_method
   type                    = "AWS"
   integration_http_method = "POST"
   uri                     = "arn:${local.partition}:apigateway:${local.region}:kinesis:action/PutRecords"
@@ -138,34 +188,52 @@ resource "aws_api_gateway_integration" "options" {
   request_templates = { "application/json" = "{\"statusCode\": 200}" }
 }
 
-# The 200 answer of both methods, with the CORS headers; POST passes PutRecords' answer on (it
-# says, per record, which were throttled: the page retries those).
+# The answers: 200 passes PutRecords' answer on (it says, per record, which were throttled: the
+# caller retries those); Kinesis's 4xx (a throttled or refused request) become 400 and its 5xx
+# 502, with Kinesis's error type and message. The beacon's carry the CORS headers.
 locals {
-  ingest_answers = var.create_http_ingest ? {
-    POST    = { "application/json" = "$input.json('$')" }
-    OPTIONS = {}
-  } : {}
+  ingest_answers = merge(
+    { for route, r in local.ingest_routes : "${route} 200" => { route = route, method = "POST", status = "200", pattern = null, template = "$input.json('$')" } },
+    { for route, r in local.ingest_routes : "${route} 400" => { route = route, method = "POST", status = "400", pattern = "4\\d{2}", template = local.kinesis_error } },
+    { for route, r in local.ingest_routes : "${route} 502" => { route = route, method = "POST", status = "502", pattern = "5\\d{2}", template = local.kinesis_error } },
+    var.create_http_ingest ? { "events preflight" = { route = "events", method = "OPTIONS", status = "200", pattern = null, template = null } } : {},
+  )
+  kinesis_error = "{\"message\": $input.json('$.message'), \"type\": $input.json('$.__type')}"
 }
 
-resource "aws_api_gateway_method_response" "ok" {
+resource "aws_api_gateway_method_response" "ingest" {
   for_each            = local.ingest_answers
   rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
-  resource_id         = aws_api_gateway_resource.events[0].id
-  http_method         = each.key
-  status_code         = "200"
-  response_parameters = { for k, _ in local.cors : k => true }
-  depends_on          = [aws_api_gateway_method.post, aws_api_gateway_method.options]
+  resource_id         = local.ingest_routes[each.value.route].resource
+  http_method         = each.value.method
+  status_code         = each.value.status
+  response_parameters = each.value.route == "events" ? { for k, _ in local.cors : k => true } : {}
+  depends_on          = [aws_api_gateway_method.beacon, aws_api_gateway_method.orders, aws_api_gateway_method.options]
 }
 
-resource "aws_api_gateway_integration_response" "ok" {
+resource "aws_api_gateway_integration_response" "ingest" {
   for_each            = local.ingest_answers
   rest_api_id         = aws_api_gateway_rest_api.ingest[0].id
-  resource_id         = aws_api_gateway_resource.events[0].id
-  http_method         = each.key
-  status_code         = aws_api_gateway_method_response.ok[each.key].status_code
-  response_parameters = local.cors
-  response_templates  = each.value
+  resource_id         = local.ingest_routes[each.value.route].resource
+  http_method         = each.value.method
+  status_code         = aws_api_gateway_method_response.ingest[each.key].status_code
+  selection_pattern   = each.value.pattern
+  response_parameters = each.value.route == "events" ? local.cors : {}
+  response_templates  = each.value.template == null ? {} : { "application/json" = each.value.template }
   depends_on          = [aws_api_gateway_integration.put_records, aws_api_gateway_integration.options]
+}
+
+# API Gateway's own refusals (a body the model refuses: 400; no or a bad signature: 403; the
+# throttle: 429; its errors: 5xx) with the CORS headers, so that a page can read them.
+resource "aws_api_gateway_gateway_response" "cors" {
+  for_each      = var.create_http_ingest ? toset(["DEFAULT_4XX", "DEFAULT_5XX"]) : toset([])
+  rest_api_id   = aws_api_gateway_rest_api.ingest[0].id
+  response_type = each.key
+  response_parameters = {
+    "gatewayresponse.header.Access-Control-Allow-Origin"  = "'*'"
+    "gatewayresponse.header.Access-Control-Allow-Headers" = "'Content-Type'"
+  }
+  response_templates = { "application/json" = "{\"message\": $context.error.messageString}" }
 }
 
 resource "aws_api_gateway_deployment" "ingest" {
@@ -173,16 +241,18 @@ resource "aws_api_gateway_deployment" "ingest" {
   rest_api_id = aws_api_gateway_rest_api.ingest[0].id
   triggers = {
     redeploy = sha1(jsonencode([
-      aws_api_gateway_integration.put_records[0].request_templates,
-      aws_api_gateway_model.events[0].schema,
-      aws_api_gateway_integration_response.ok["POST"].response_parameters,
+      [for i in aws_api_gateway_integration.put_records : i.request_templates],
+      [for m in aws_api_gateway_model.events : m.schema],
+      [for m in values(local.post_methods) : [m.authorization, m.request_models]],
+      [for r in aws_api_gateway_integration_response.ingest : [r.selection_pattern, r.response_parameters, r.response_templates]],
+      [for r in aws_api_gateway_gateway_response.cors : r.response_parameters],
       aws_api_gateway_integration.options[0].id,
     ]))
   }
   lifecycle {
     create_before_destroy = true
   }
-  depends_on = [aws_api_gateway_integration_response.ok]
+  depends_on = [aws_api_gateway_integration_response.ingest, aws_api_gateway_gateway_response.cors]
 }
 
 resource "aws_cloudwatch_log_group" "ingest" {
@@ -195,9 +265,9 @@ resource "aws_cloudwatch_log_group" "ingest" {
 
 resource "aws_api_gateway_stage" "live" {
   # checkov:skip=CKV_AWS_120:Responses are per request (PutRecords results); nothing to cache.
-  # checkov:skip=CKV2_AWS_29:A WAF web ACL is a per-organisation choice (and cost); the stage throttles requests and the body is validated.
   # checkov:skip=CKV2_AWS_51:Browsers cannot present client certificates.
   # checkov:skip=CKV_AWS_73:X-Ray traces of a pass-through to Kinesis add cost without insight; access logs record each request.
+  # checkov:skip=CKV2_AWS_77:The web ACL has the Log4j protection (AWSManagedRulesKnownBadInputsRuleSet); the AnonymousIpList group this check also demands would block the orders route's own servers (hosting-provider addresses) and shoppers on VPNs.
   count                = local.api_count
   rest_api_id          = aws_api_gateway_rest_api.ingest[0].id
   deployment_id        = aws_api_gateway_deployment.ingest[0].id
@@ -208,24 +278,123 @@ resource "aws_api_gateway_stage" "live" {
     destination_arn = aws_cloudwatch_log_group.ingest[0].arn
     format = jsonencode({
       requestId = "$context.requestId", ip = "$context.identity.sourceIp", status = "$context.status",
-      latency   = "$context.responseLatency", integrationStatus = "$context.integration.status"
+      latency   = "$context.responseLatency", integrationStatus = "$context.integration.status",
+      caller    = "$context.identity.caller", wafStatus = "$context.waf.status"
     })
   }
   tags = local.tags
 }
 
+# Throttles: the stage's for the beacon, and one of its own for orders, so that a flood of
+# browser traffic cannot starve the orders (and the other way round).
 resource "aws_api_gateway_method_settings" "all" {
   # checkov:skip=CKV_AWS_225:Nothing to cache (see the stage).
-  count       = local.api_count
+  for_each = var.create_http_ingest ? {
+    "*/*"         = var.http_ingest_throttle
+    "orders/POST" = var.http_orders_throttle
+  } : {}
   rest_api_id = aws_api_gateway_rest_api.ingest[0].id
   stage_name  = aws_api_gateway_stage.live[0].stage_name
-  method_path = "*/*"
+  method_path = each.key
   settings {
     metrics_enabled        = true
     logging_level          = "ERROR"
-    throttling_rate_limit  = var.http_ingest_throttle
-    throttling_burst_limit = 2 * var.http_ingest_throttle
+    throttling_rate_limit  = each.value
+    throttling_burst_limit = 2 * each.value
   }
+}
+
+# The WAF: a rate limit per client IP (a single source cannot use up the stage's throttle for
+# everyone), and AWS's managed rules for common exploits and known bad inputs. Sampled requests
+# and metrics in CloudWatch; full logs to a log group of its own.
+resource "aws_wafv2_web_acl" "ingest" {
+  count = local.waf_count
+  name  = "${var.name}-ingest"
+  scope = "REGIONAL"
+  default_action {
+    allow {}
+  }
+  rule {
+    name     = "rate-per-ip"
+    priority = 0
+    action {
+      block {}
+    }
+    statement {
+      rate_based_statement {
+        limit              = var.waf_requests_per_ip
+        aggregate_key_type = "IP"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-rate-per-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+  rule {
+    name     = "AWSManagedRulesCommonRuleSet"
+    priority = 1
+    override_action {
+      none {}
+    }
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesCommonRuleSet"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-AWSManagedRulesCommonRuleSet"
+      sampled_requests_enabled   = true
+    }
+  }
+  rule {
+    name     = "AWSManagedRulesKnownBadInputsRuleSet"
+    priority = 2
+    override_action {
+      none {}
+    }
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesKnownBadInputsRuleSet"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-AWSManagedRulesKnownBadInputsRuleSet"
+      sampled_requests_enabled   = true
+    }
+  }
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = "${var.name}-ingest"
+    sampled_requests_enabled   = true
+  }
+  tags = local.tags
+}
+
+resource "aws_wafv2_web_acl_association" "ingest" {
+  count        = local.waf_count
+  resource_arn = aws_api_gateway_stage.live[0].arn
+  web_acl_arn  = aws_wafv2_web_acl.ingest[0].arn
+}
+
+# WAF logs must go to a log group named aws-waf-logs-*.
+resource "aws_cloudwatch_log_group" "waf" {
+  count             = local.waf_count
+  name              = local.log_groups.waf
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_wafv2_web_acl_logging_configuration" "ingest" {
+  count                   = local.waf_count
+  log_destination_configs = [aws_cloudwatch_log_group.waf[0].arn]
+  resource_arn            = aws_wafv2_web_acl.ingest[0].arn
 }
 
 # API Gateway writes access and error logs through one role per account and region. Turn this

@@ -14,6 +14,7 @@ locals {
     {
       processor = "/aws/lambda/${local.function_name}"
       ingest    = "/aws/apigateway/${var.name}-ingest"
+      waf       = "aws-waf-logs-${var.name}-ingest"
     },
     { for g, p in local.publisher_groups : "publisher-${g}" => p.log },
   )

@@ -59,8 +59,13 @@ output "dashboard_name" {
 }
 
 output "ingest_url" {
-  description = "POST {\"events\": [...]} here from a browser (null when create_http_ingest is false)."
+  description = "POST {\"events\": [...]} of browsing events here from a browser (null when create_http_ingest is false)."
   value       = var.create_http_ingest ? "${aws_api_gateway_stage.live[0].invoke_url}/events" : null
+}
+
+output "orders_url" {
+  description = "POST {\"events\": [...]} of any events, orders included, here from your servers, signed with SigV4 (execute-api:Invoke on it; null when create_http_ingest is false)."
+  value       = var.create_http_ingest ? "${aws_api_gateway_stage.live[0].invoke_url}/orders" : null
 }
 
 output "alarm_names" {

@@ -372,18 +372,44 @@ variable "failed_records_alarm_minutes" {
 }
 
 variable "create_http_ingest" {
-  description = "Create the API Gateway REST API that puts browser events into the stream (POST /events)."
+  description = "Create the API Gateway REST API that puts events into the stream: POST /events (browsers: browsing events only, public) and POST /orders (servers: any event, IAM-signed)."
   type        = bool
   default     = true
 }
 
 variable "http_ingest_throttle" {
-  description = "Steady requests per second (and twice as many in bursts) the ingest API accepts."
+  description = "Steady requests per second (and twice as many in bursts) the ingest API's stage accepts (the browser beacon, POST /events)."
   type        = number
   default     = 500
   validation {
     condition     = var.http_ingest_throttle >= 1
     error_message = "http_ingest_throttle is at least 1 request per second."
+  }
+}
+
+variable "http_orders_throttle" {
+  description = "Steady requests per second (and twice as many in bursts) the orders route (POST /orders, IAM-signed) accepts, apart from the browser beacon's."
+  type        = number
+  default     = 100
+  validation {
+    condition     = var.http_orders_throttle >= 1
+    error_message = "http_orders_throttle is at least 1 request per second."
+  }
+}
+
+variable "create_waf" {
+  description = "Put the ingest API behind a WAF web ACL: a rate limit per client IP and AWS's managed rule groups (common exploits, known bad inputs); about $5 a month plus $0.60 per million requests."
+  type        = bool
+  default     = true
+}
+
+variable "waf_requests_per_ip" {
+  description = "Requests a single client IP may make in any 5 minutes before the WAF blocks it (10 to 2000000000); a shopper's browser sends a few a minute."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = var.waf_requests_per_ip >= 10 && var.waf_requests_per_ip <= 2000000000
+    error_message = "waf_requests_per_ip is 10 to 2000000000."
   }
 }
 

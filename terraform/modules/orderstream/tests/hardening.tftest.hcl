@@ -111,3 +111,53 @@ run "no_limit_when_asked" {
     error_message = "null turns the limit off"
   }
 }
+
+run "browsers_cannot_send_orders_and_orders_need_a_signature" {
+  command = plan
+
+  assert {
+    condition     = !contains(jsondecode(aws_api_gateway_model.events["BrowserEvents"].schema).properties.events.items.properties.event_type.enum, "order_placed")
+    error_message = "the beacon's body model refuses order_placed (API Gateway answers 400)"
+  }
+  assert {
+    condition     = contains(jsondecode(aws_api_gateway_model.events["BrowserEvents"].schema).properties.events.items.required, "event_type")
+    error_message = "an event without a type does not pass the beacon either"
+  }
+  assert {
+    condition     = alltrue([for m in concat(aws_api_gateway_method.beacon, aws_api_gateway_method.orders) : m.authorization != "NONE" || m.request_models["application/json"] == "BrowserEvents"])
+    error_message = "no unauthenticated method takes orders"
+  }
+  assert {
+    condition     = aws_api_gateway_method.orders[0].authorization == "AWS_IAM"
+    error_message = "the orders route takes SigV4-signed requests only"
+  }
+  assert {
+    condition     = aws_api_gateway_method_settings.all["orders/POST"].settings[0].throttling_rate_limit == 100
+    error_message = "the orders route has a throttle of its own"
+  }
+  assert {
+    condition = toset([for r in aws_api_gateway_integration_response.ingest : "${r.status_code} ${coalesce(r.selection_pattern, "-")}" if r.http_method == "POST"]) == toset([
+      "200 -", "400 4\\d{2}", "502 5\\d{2}"
+    ])
+    error_message = "Kinesis's errors reach the caller as 400 and 502, not 200"
+  }
+  assert {
+    condition     = length(aws_api_gateway_gateway_response.cors) == 2 && alltrue([for r in aws_api_gateway_gateway_response.cors : r.response_parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"])
+    error_message = "API Gateway's own 4xx and 5xx (429 included) carry the CORS headers"
+  }
+  assert {
+    condition     = length(aws_wafv2_web_acl_association.ingest) == 1 && one([for r in aws_wafv2_web_acl.ingest[0].rule : one(one(r.statement).rate_based_statement).limit if r.name == "rate-per-ip"]) == 1000
+    error_message = "the stage is behind the WAF, with a rate limit per client IP"
+  }
+}
+
+run "the_waf_can_be_left_out" {
+  command = plan
+  variables {
+    create_waf = false
+  }
+  assert {
+    condition     = length(aws_wafv2_web_acl.ingest) == 0 && length(aws_wafv2_web_acl_association.ingest) == 0
+    error_message = "create_waf = false: no web ACL"
+  }
+}
