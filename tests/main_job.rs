@@ -18,29 +18,40 @@ use sink::store::{LocalStore, MemoryStore, ObjectStore, StoreError};
 use sink::Table;
 use testkit::{read_table, s};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
-    let dir = tempfile::tempdir().unwrap();
-    let job = MainJob {
-        data_dir: dir.path().to_path_buf(),
+/// A 3-second main job at 1,500 records/s over 3 shards into `dir`, batches of `batch_size`,
+/// rounds every 0.5 s, some of every fault, no dashboard.
+fn short_job(dir: &std::path::Path, batch_size: usize) -> MainJob {
+    MainJob {
+        data_dir: dir.to_path_buf(),
         duration: Duration::from_secs(3),
         rate: 1500.0,
         shards: 3,
-        seed: 4,
+        seed: 1,
         shard_limits: None,
-        faults: Faults { invalid_rate: 0.02, duplicate_rate: 0.01, late_rate: 0.02 },
+        faults: Faults { invalid_rate: 0.02, duplicate_rate: 0.02, late_rate: 0.02 },
         esm: EsmConfig {
-            batch_size: 300,
+            batch_size,
             batching_window: Duration::from_millis(200),
-            ..EsmConfig::new(Destination::Dir(dir.path().join("_on_failure")))
+            ..EsmConfig::new(Destination::Dir(dir.join("_on_failure")))
         },
         progress: false,
-        dashboard: Some("127.0.0.1:0".parse().unwrap()),
+        dashboard: None,
         dashboard_any_port: false,
         store_outage: None,
         reshard_at: None,
         publish_interval: Duration::from_millis(500),
         aggregate: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = MainJob {
+        seed: 4,
+        faults: Faults { invalid_rate: 0.02, duplicate_rate: 0.01, late_rate: 0.02 },
+        dashboard: Some("127.0.0.1:0".parse().unwrap()),
+        ..short_job(dir.path(), 300)
     };
     let summary = pipeline::run(&job).await.unwrap();
     assert!(summary.reconciled(), "{}", summary.render(dir.path()));
@@ -111,27 +122,7 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_sent_in_kpl_aggregates_come_out_as_the_truth_says() {
     let dir = tempfile::tempdir().unwrap();
-    let job = MainJob {
-        data_dir: dir.path().to_path_buf(),
-        duration: Duration::from_secs(3),
-        rate: 1500.0,
-        shards: 3,
-        seed: 8,
-        shard_limits: None,
-        faults: Faults { invalid_rate: 0.02, duplicate_rate: 0.02, late_rate: 0.02 },
-        esm: EsmConfig {
-            batch_size: 50,
-            batching_window: Duration::from_millis(200),
-            ..EsmConfig::new(Destination::Dir(dir.path().join("_on_failure")))
-        },
-        progress: false,
-        dashboard: None,
-        dashboard_any_port: false,
-        store_outage: None,
-        reshard_at: None,
-        publish_interval: Duration::from_millis(500),
-        aggregate: true,
-    };
+    let job = MainJob { seed: 8, aggregate: true, ..short_job(dir.path(), 50) };
     let summary = pipeline::run(&job).await.unwrap();
     let text = summary.render(dir.path());
     assert!(summary.reconciled() && summary.published_ok(), "{text}");

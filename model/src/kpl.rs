@@ -308,19 +308,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
-        varint(out, number << 3 | 2);
-        varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
-    }
+    use super::{put_field as field, put_varint as varint};
 
     /// An aggregate as the KPL writes it: the key tables, then each record.
     fn aggregate(keys: &[&str], records: &[(u64, &[u8])]) -> Vec<u8> {

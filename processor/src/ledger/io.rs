@@ -50,16 +50,13 @@ fn missing(keys: &ShardKeys, n: u64) -> LedgerError {
     }
 }
 
+/// Commit record `n`, if it exists.
 pub async fn get_commit<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
     n: u64,
 ) -> Result<Option<CommitRecord>, LedgerError> {
-    let key = keys.commit(n);
-    match store.get(&key).await? {
-        Some(body) => Ok(Some(CommitRecord::parse(&key, &body)?)),
-        None => Ok(None),
-    }
+    get_parsed(store, keys, n, CommitRecord::parse).await
 }
 
 /// Commit record `n`'s [`CommitSummary`], if it exists (what a publisher reads).
@@ -68,9 +65,18 @@ pub async fn get_commit_summary<S: ObjectStore>(
     keys: &ShardKeys,
     n: u64,
 ) -> Result<Option<CommitSummary>, LedgerError> {
+    get_parsed(store, keys, n, CommitSummary::parse).await
+}
+
+async fn get_parsed<S: ObjectStore, T>(
+    store: &S,
+    keys: &ShardKeys,
+    n: u64,
+    parse: fn(&str, &[u8]) -> Result<T, LedgerError>,
+) -> Result<Option<T>, LedgerError> {
     let key = keys.commit(n);
     match store.get(&key).await? {
-        Some(body) => Ok(Some(CommitSummary::parse(&key, &body)?)),
+        Some(body) => Ok(Some(parse(&key, &body)?)),
         None => Ok(None),
     }
 }
