@@ -368,6 +368,53 @@ resource "aws_wafv2_web_acl" "ingest" {
       sampled_requests_enabled   = true
     }
   }
+  # A browser sends a few events at a time: a beacon body over beacon_max_body_bytes (or past
+  # what the WAF can inspect) is blocked; the orders route is bounded by the body model (500
+  # events) and API Gateway's 10 MB.
+  rule {
+    name     = "beacon-body-size"
+    priority = 3
+    action {
+      block {}
+    }
+    statement {
+      and_statement {
+        statement {
+          byte_match_statement {
+            search_string         = "/events"
+            positional_constraint = "ENDS_WITH"
+            field_to_match {
+              uri_path {}
+            }
+            text_transformation {
+              priority = 0
+              type     = "NONE"
+            }
+          }
+        }
+        statement {
+          size_constraint_statement {
+            comparison_operator = "GT"
+            size                = var.beacon_max_body_bytes
+            field_to_match {
+              body {
+                oversize_handling = "MATCH"
+              }
+            }
+            text_transformation {
+              priority = 0
+              type     = "NONE"
+            }
+          }
+        }
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-beacon-body-size"
+      sampled_requests_enabled   = true
+    }
+  }
   visibility_config {
     cloudwatch_metrics_enabled = true
     metric_name                = "${var.name}-ingest"

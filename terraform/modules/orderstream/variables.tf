@@ -413,6 +413,16 @@ variable "waf_requests_per_ip" {
   }
 }
 
+variable "beacon_max_body_bytes" {
+  description = "Largest body the WAF lets through to the browser beacon, in bytes (1 to 16384, the most the WAF inspects for API Gateway by default); about 50 events."
+  type        = number
+  default     = 16384
+  validation {
+    condition     = var.beacon_max_body_bytes >= 1 && var.beacon_max_body_bytes <= 16384
+    error_message = "beacon_max_body_bytes is 1 to 16384."
+  }
+}
+
 variable "create_api_gateway_account_logging_role" {
   description = "Set the account's API Gateway CloudWatch Logs role (needed once per account and region for the ingest API's logs); off where one is set already."
   type        = bool

@@ -149,6 +149,14 @@ run "browsers_cannot_send_orders_and_orders_need_a_signature" {
     condition     = length(aws_wafv2_web_acl_association.ingest) == 1 && one([for r in aws_wafv2_web_acl.ingest[0].rule : one(one(r.statement).rate_based_statement).limit if r.name == "rate-per-ip"]) == 1000
     error_message = "the stage is behind the WAF, with a rate limit per client IP"
   }
+  assert {
+    condition     = one([for r in aws_wafv2_web_acl.ingest[0].rule : [for st in one(one(r.statement).and_statement).statement : length(st.size_constraint_statement) > 0 ? one(st.size_constraint_statement).size : 0] if r.name == "beacon-body-size"]) == [0, 16384]
+    error_message = "the beacon's bodies are limited in size (the orders route's are not)"
+  }
+  assert {
+    condition     = aws_api_gateway_integration.put_records["events"].request_templates == aws_api_gateway_integration.put_records["orders"].request_templates
+    error_message = "both routes put events through the one mapping template that render_vtl.py checks"
+  }
 }
 
 run "the_waf_can_be_left_out" {
