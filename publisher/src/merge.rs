@@ -16,12 +16,11 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMilli
 use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
-use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
+use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaDataReader;
-use parquet::file::writer::SerializedFileWriter;
-use sink::{merged_writer_properties, writer_properties, Table};
+use parquet::schema::types::SchemaDescriptor;
+use sink::{encode_batches, merged_writer_properties, Table};
 
 use crate::splice::{self, Spliceable};
 
@@ -110,16 +109,17 @@ fn append<W: Write + Send>(
     row_group_bytes: usize,
 ) -> Result<Merged, MergeError> {
     let arrow = table.schema();
-    let schema = ArrowSchemaConverter::new().convert(&arrow).map_err(write_err(table))?;
-    let mut props = merged_writer_properties(row_group_bytes);
-    add_encoded_arrow_schema_to_metadata(&arrow, &mut props);
-    let mut writer =
-        SerializedFileWriter::new(out, schema.root_schema_ptr(), Arc::new(props)).map_err(write_err(table))?;
-    let encoders = ArrowRowGroupWriterFactory::new(&writer, arrow.clone());
+    // An Arrow writer's file (the table's schema, and the Arrow schema in its metadata), whose
+    // row groups are written here, column by column.
+    let (mut writer, encoders) =
+        ArrowWriter::try_new(out, arrow.clone(), Some(merged_writer_properties(row_group_bytes)))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(write_err(table))?;
+    let schema = writer.schema_descr().clone();
     let mut merged = Merged::default();
     let (mut pending, mut pending_bytes) = (Vec::new(), 0u64);
     for (key, body) in inputs {
-        let input = spliceable(table, &key, body)?;
+        let input = spliceable(table, &schema, &key, body)?;
         if input.rows() == 0 {
             continue;
         }
@@ -143,24 +143,17 @@ fn append<W: Write + Send>(
 /// A staged file ready to splice: as it is when it has the table's Parquet schema (the
 /// processor's files), else decoded (which checks its columns) and re-encoded as the processor
 /// writes it.
-fn spliceable(table: Table, key: &str, body: Bytes) -> Result<Spliceable, MergeError> {
+fn spliceable(table: Table, schema: &SchemaDescriptor, key: &str, body: Bytes) -> Result<Spliceable, MergeError> {
     let input = |e: ParquetError| MergeError::Input { key: key.to_string(), error: e.to_string() };
     let meta = ParquetMetaDataReader::new().parse_and_finish(&body).map_err(input)?;
-    let why = match Spliceable::new(body.clone(), meta, &table.schema()) {
+    let why = match Spliceable::new(body.clone(), meta, &table.schema(), schema) {
         Ok(spliceable) => return Ok(spliceable),
         Err(why) => why,
     };
     tracing::debug!(key, why, "a staged file is re-encoded to be merged");
-    let mut encoded = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut encoded, table.schema(), Some((*writer_properties()).clone()))
-        .map_err(write_err(table))?;
-    for batch in batches(table, key, body)? {
-        writer.write(&batch).map_err(write_err(table))?;
-    }
-    writer.close().map_err(write_err(table))?;
-    let body = Bytes::from(encoded);
+    let body = encode_batches(table.schema(), &batches(table, key, body)?).map_err(|e| write_err(table)(e.0))?;
     let meta = ParquetMetaDataReader::new().parse_and_finish(&body).map_err(write_err(table))?;
-    Spliceable::new(body, meta, &table.schema())
+    Spliceable::new(body, meta, &table.schema(), schema)
         .map_err(|why| MergeError::Write { table, error: ParquetError::General(why) })
 }
 

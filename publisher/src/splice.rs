@@ -34,14 +34,18 @@ pub struct Spliceable {
 }
 
 impl Spliceable {
-    /// The file if it has the table's Parquet schema, else why not (it is then decoded, which
-    /// checks its columns, and re-encoded).
-    pub fn new(body: Bytes, meta: ParquetMetaData, arrow: &Arc<Schema>) -> std::result::Result<Self, String> {
-        let options = ArrowReaderOptions::new().with_schema(arrow.clone());
-        let expected = parquet::arrow::ArrowSchemaConverter::new().convert(arrow).map_err(|e| e.to_string())?;
+    /// The file if it has the table's Parquet schema (`expected`, the merged file's), else why
+    /// not (it is then decoded, which checks its columns, and re-encoded).
+    pub fn new(
+        body: Bytes,
+        meta: ParquetMetaData,
+        arrow: &Arc<Schema>,
+        expected: &SchemaDescriptor,
+    ) -> std::result::Result<Self, String> {
         if meta.file_metadata().schema_descr().root_schema() != expected.root_schema() {
             return Err("another Parquet schema".into());
         }
+        let options = ArrowReaderOptions::new().with_schema(arrow.clone());
         let arrow = ArrowReaderMetadata::try_new(Arc::new(meta), options).map_err(|e| e.to_string())?;
         Ok(Spliceable { body, arrow })
     }

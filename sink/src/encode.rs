@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -10,7 +11,7 @@ use parquet::schema::types::ColumnPath;
 
 #[derive(Debug, thiserror::Error)]
 #[error("encoding a Parquet file failed: {0}")]
-pub struct EncodeError(#[from] ParquetError);
+pub struct EncodeError(#[from] pub ParquetError);
 
 /// The writer settings of every file: ZSTD level 3, chunk and page statistics, Parquet 1.0 data
 /// pages (the most widely readable).
@@ -53,9 +54,17 @@ pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
 
 /// One record batch to the bytes of a Parquet file.
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Bytes, EncodeError> {
-    let mut buf = Vec::with_capacity(4096 + batch.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some((*writer_properties()).clone()))?;
-    writer.write(batch)?;
+    encode_batches(batch.schema(), std::slice::from_ref(batch))
+}
+
+/// Record batches of one schema to the bytes of one staged file (as [`encode_parquet`] writes).
+pub fn encode_batches(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, EncodeError> {
+    let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut buf = Vec::with_capacity(4096 + size / 4);
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some((*writer_properties()).clone()))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
     writer.close()?;
     Ok(Bytes::from(buf))
 }

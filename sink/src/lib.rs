@@ -10,6 +10,8 @@ mod schema;
 pub mod store;
 
 pub use batch::{DatasetBuilder, RecordMeta, TableBatch};
-pub use encode::{encode_parquet, merged_writer_properties, writer_properties, EncodeError, DICTIONARY_COLUMNS};
+pub use encode::{
+    encode_batches, encode_parquet, merged_writer_properties, writer_properties, EncodeError, DICTIONARY_COLUMNS,
+};
 pub use layout::Partition;
 pub use schema::Table;
