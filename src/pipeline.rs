@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use model::EventType;
 use processor::Processor;
-use producer::aggregate::{aggregate_stage, Aggregator, Limits};
+use producer::aggregate::{self, Aggregator, Limits};
 use producer::args::Pace;
 use producer::kinesis::{self, Entry, KinesisApi, SendConfig, SendStats};
 use producer::{Config, Faults, Storefront, Truth, TruthManifest};
@@ -146,14 +146,14 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Entry>(8192);
     // With --aggregate, the records pass through the KPL aggregator on their way in.
-    let (rx, aggregating) = if job.aggregate {
-        let shards = stream.open_shards(&name).await.context("listing the embedded stream's shards")?;
-        let aggregator = Aggregator::new(shards, Limits::default())?;
-        let (atx, arx) = tokio::sync::mpsc::channel::<Entry>(1024);
-        (arx, Some(tokio::spawn(aggregate_stage(rx, atx, aggregator))))
-    } else {
-        (rx, None)
+    let aggregator = match job.aggregate {
+        true => {
+            let shards = stream.open_shards(&name).await.context("listing the embedded stream's shards")?;
+            Some(Aggregator::new(shards, Limits::default())?)
+        }
+        false => None,
     };
+    let (rx, aggregating) = aggregate::through(rx, aggregator);
     let mut send_cfg = SendConfig::new(&name);
     send_cfg.base_backoff = Duration::from_millis(20);
     send_cfg.max_backoff = Duration::from_secs(1);
@@ -203,7 +203,8 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         stage.await.context("the KPL aggregation stopped")?;
     }
     let given_up = given_up.context("the embedded stream refused the records")?;
-    anyhow::ensure!(given_up.is_empty(), "{} records could not be put into the embedded stream", given_up.len());
+    let lost: u64 = given_up.iter().map(|e| u64::from(e.records)).sum();
+    anyhow::ensure!(lost == 0, "{lost} records could not be put into the embedded stream");
     stop.store(true, Ordering::SeqCst);
     if let Some(r) = reshard {
         r.await.context("the resharding task stopped")??;

@@ -5,7 +5,8 @@
 //! records of a key keep their order under retries.
 //!
 //! [`Aggregator`] is the pure part (which shard, when an aggregate is full, when it is due);
-//! [`aggregate_stage`] runs it between a generator and [`crate::kinesis::send_all`].
+//! [`aggregate_stage`] runs it between a generator and [`crate::kinesis::send_all`] ([`through`]
+//! puts it there).
 
 use std::time::Duration;
 
@@ -134,6 +135,21 @@ impl Aggregator {
             explicit_hash_key: Some(self.shards[shard].starting_hash_key.to_string()),
             records,
         })
+    }
+}
+
+/// `rx` as the sender should read it: the same records, or, with an aggregator, its aggregates
+/// from a stage of their own (await its handle once the sender is done).
+pub fn through(
+    rx: mpsc::Receiver<Entry>,
+    aggregator: Option<Aggregator>,
+) -> (mpsc::Receiver<Entry>, Option<tokio::task::JoinHandle<u64>>) {
+    match aggregator {
+        Some(agg) => {
+            let (tx, aggregates) = mpsc::channel(256);
+            (aggregates, Some(tokio::spawn(aggregate_stage(rx, tx, agg))))
+        }
+        None => (rx, None),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Parser, ValueEnum};
-use producer::aggregate::{aggregate_stage, Aggregator, Limits};
+use producer::aggregate::{self, Aggregator, Limits};
 use producer::args::{self, Pace};
 use producer::kinesis::{self, Entry, KinesisApi, Router, SdkKinesis, SendConfig, SendStats, Strategy};
 use producer::{Config, Faults, Storefront, Truth};
@@ -221,13 +221,7 @@ async fn run_stream(cli: &Cli, stream: &str, pace: Pace) -> anyhow::Result<bool>
     let stats = Arc::new(Mutex::new(SendStats::default()));
     let (tx, rx) = tokio::sync::mpsc::channel::<Entry>(4096);
     // With --aggregate, user records pass through the aggregator on their way to the sender.
-    let (rx, aggregating) = match aggregator {
-        Some(agg) => {
-            let (atx, arx) = tokio::sync::mpsc::channel::<Entry>(256);
-            (arx, Some(tokio::spawn(aggregate_stage(rx, atx, agg))))
-        }
-        None => (rx, None),
-    };
+    let (rx, aggregating) = aggregate::through(rx, aggregator);
 
     let progress = progress_bar(stats.clone(), pace.started);
     let mut store = storefront(cli);
