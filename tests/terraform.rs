@@ -415,48 +415,153 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     assert!(out.contains("Destroy complete!"), "{out}");
 }
 
-/// The ingest API's mapping template (API Gateway VTL), rendered as API Gateway renders it
-/// (testkit/scripts/render_vtl.py; moto_server stores it but does not run it): a browser's
-/// {"events": [...]} becomes one valid PutRecords request, each event its own record, keyed by
-/// its session whatever characters the session id holds.
-#[test]
-fn the_ingest_mapping_turns_a_browser_post_into_one_put_records_request() {
-    let events = json!([
-        {"event_id": "e-1", "event_type": "page_view", "session_id": "s-1001", "page": "/é"},
-        {"event_id": "e-2", "event_type": "page_view"},
-        {"event_id": "e-3", "session_id": "it's \"quoted\" \\ é 💡"},
-        {"event_id": "e-4", "session_id": "s".repeat(65)},
-        {"event_id": "e-5", "session_id": 42, "nested": {"a": [1, 2]}},
-    ]);
+/// Renders the ingest API's mapping template (terraform/modules/orderstream/put_records.vtl) for
+/// each body as API Gateway renders it (testkit/scripts/render_vtl.py; moto_server stores a
+/// template but does not run it), for a request at `request_ms` with the given event-time window
+/// (the beacon's; 0: the orders route's), to the PutRecords requests it sends Kinesis.
+fn render_put_records(window_minutes: u32, request_ms: i64, bodies: &[Value]) -> Vec<Value> {
     let mut child = Command::new("python3")
         .arg(testkit::script("render_vtl.py"))
+        .arg("--lines")
         .arg(testkit::repo_root().join("terraform/modules/orderstream/put_records.vtl"))
-        .args(["orderstream-events", "req-7"])
+        .args(["req-7", &request_ms.to_string(), "stream_name=orderstream-events"])
+        .arg(format!("event_time_window_minutes={window_minutes}"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {TOOLS_HINT}"));
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(json!({"events": events}).to_string().as_bytes()).unwrap();
+    let input: String = bodies.iter().map(|b| format!("{b}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes()).unwrap();
+    });
     let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
     assert!(out.status.success(), "render_vtl.py: {}", String::from_utf8_lossy(&out.stderr));
-    let request: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
-    assert_eq!(request["StreamName"], "orderstream-events");
-    let records = request["Records"].as_array().unwrap();
-    assert_eq!(records.len(), 5);
-    let b64 = |v: &Value| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
-    };
-    let keys: Vec<String> = records.iter().map(|r| String::from_utf8(b64(&r["PartitionKey"])).unwrap()).collect();
-    assert_eq!(keys, ["s-1001", "req-7", "it's \"quoted\" \\ é 💡", "req-7", "42"]);
-    for (record, event) in records.iter().zip(events.as_array().unwrap()) {
-        let data: Value = serde_json::from_slice(&b64(&record["Data"])).unwrap();
-        assert_eq!(&data, event, "each record's data is its event");
-        assert!(record["PartitionKey"].as_str().unwrap().len() <= 256, "Kinesis's partition key limit");
+    let requests: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}):\n{l}")))
+        .collect();
+    assert_eq!(requests.len(), bodies.len());
+    requests
+}
+
+/// A browser's {"events": [...]} becomes one valid PutRecords request, each event its own record,
+/// keyed by its session whatever characters the session id holds; on both routes.
+#[test]
+fn the_ingest_mapping_turns_a_browser_post_into_one_put_records_request() {
+    let now = model::now_ms();
+    let time = model::format_millis(now);
+    let events = json!([
+        {"event_id": "e-1", "event_type": "page_view", "session_id": "s-1001", "page": "/é", "event_time": time},
+        {"event_id": "e-2", "event_type": "page_view"},
+        {"event_id": "e-3", "session_id": "it's \"quoted\" \\ é 💡", "event_time": 17},
+        {"event_id": "e-4", "session_id": "s".repeat(65), "event_time": "yesterday"},
+        {"event_id": "e-5", "session_id": 42, "nested": {"a": [1, 2]}, "event_time": {"at": time}},
+    ]);
+    for window in [1440, 0] {
+        let request = &render_put_records(window, now, &[json!({"events": events})])[0];
+        assert_eq!(request["StreamName"], "orderstream-events", "window {window}");
+        let records = request["Records"].as_array().unwrap();
+        assert_eq!(records.len(), 5);
+        let b64 = |v: &Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
+        };
+        let keys: Vec<String> = records.iter().map(|r| String::from_utf8(b64(&r["PartitionKey"])).unwrap()).collect();
+        assert_eq!(keys, ["s-1001", "req-7", "it's \"quoted\" \\ é 💡", "req-7", "42"]);
+        for (record, event) in records.iter().zip(events.as_array().unwrap()) {
+            let data: Value = serde_json::from_slice(&b64(&record["Data"])).unwrap();
+            assert_eq!(&data, event, "each record's data is its event");
+            assert!(record["PartitionKey"].as_str().unwrap().len() <= 256, "Kinesis's partition key limit");
+        }
     }
+}
+
+/// The beacon's template refuses a request holding an event time more than its window from the
+/// request, to the minute, and exactly when the processor's own parser (chrono) puts the time
+/// there: every UTC offset from -23:59 to +23:59, lower-case `t`/`z`, fractions, across midnight
+/// and month and year ends, the window's edges; a refused request names a stream Kinesis
+/// refuses (400: nothing of it is written). Malformed times pass (the processor quarantines
+/// them), and the orders route checks none.
+#[test]
+fn the_beacon_refuses_event_times_outside_its_window() {
+    use chrono::{DateTime, Duration, FixedOffset, Utc};
+    let window = 1440i64;
+    let stream_pattern = |s: &str| {
+        !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    // Requests at the edges of a day, a month, a leap day and a year, and within a minute.
+    let requests =
+        ["2026-12-01T12:30:07.250Z", "2026-12-31T23:59:59.999Z", "2028-02-29T00:00:00Z", "2027-03-01T00:00:09.999Z"];
+    let offsets = [-(23 * 60 + 59), -12 * 60, -9 * 60 - 30, 0, 5 * 60 + 45, 14 * 60, 23 * 60 + 59];
+    let mut cases = 0;
+    for request in requests {
+        let request_ms = model::parse_rfc3339(request).unwrap().millis;
+        let request_minute = request_ms.div_euclid(60_000);
+        let mut bodies = Vec::new();
+        let mut expected = Vec::new();
+        // Minutes from the request: the window's edges exactly, and a spread across four days.
+        let mut deltas: Vec<i64> = vec![-window - 1, -window, window, window + 1, 0];
+        deltas.extend((-2 * window - 37..=2 * window + 37).step_by(13));
+        for (i, delta) in deltas.iter().enumerate() {
+            let offset = offsets[i % offsets.len()];
+            let at: DateTime<Utc> = DateTime::from_timestamp_millis(request_minute * 60_000).unwrap()
+                + Duration::minutes(*delta)
+                + Duration::milliseconds((i as i64 * 7_919) % 60_000);
+            let local = at.with_timezone(&FixedOffset::east_opt(offset * 60).unwrap());
+            let mut text = match i % 3 {
+                0 => local.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                1 => local.format("%Y-%m-%dt%H:%M:%S%.9f%:z").to_string(),
+                _ => local.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(),
+            };
+            if offset == 0 && i % 2 == 0 {
+                text = text.replace("+00:00", if i % 4 == 0 { "Z" } else { "z" });
+            }
+            let parsed = model::parse_rfc3339(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let apart = parsed.millis.div_euclid(60_000) - request_minute;
+            expected.push((text.clone(), apart.abs() > window));
+            bodies.push(json!({"events": [
+                {"event_id": "ok", "event_type": "page_view", "event_time": request},
+                {"event_id": "x", "event_type": "page_view", "event_time": text},
+            ]}));
+        }
+        for (request, (text, refused)) in render_put_records(1440, request_ms, &bodies).iter().zip(&expected) {
+            let stream = request["StreamName"].as_str().unwrap();
+            if *refused {
+                assert!(!stream_pattern(stream), "{text}: refused, so the stream name must be one Kinesis refuses");
+                assert_eq!(
+                    stream,
+                    "refused: events[1].event_time is more than 1440 minutes from the time of the request"
+                );
+            } else {
+                assert_eq!(stream, "orderstream-events", "{text} is within the window");
+            }
+            cases += 1;
+        }
+    }
+    assert!(cases > 1000, "{cases}");
+
+    // Malformed or far times: the beacon refuses only well-formed ones; the orders route none.
+    let now = model::now_ms();
+    let far = ["2000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z", "2026-02-30T00:00:00Z"];
+    let malformed = ["2026-12-01 12:00:00Z", "2026-12-01T12:00:00", "2026-12-01T12:00:00.Z", "1764000000", ""];
+    let bodies: Vec<Value> = far
+        .iter()
+        .chain(&malformed)
+        .map(|t| json!({"events": [{"event_id": "x", "event_type": "page_view", "event_time": t}]}))
+        .collect();
+    let beacon = render_put_records(1440, now, &bodies);
+    let orders = render_put_records(0, now, &bodies);
+    for (i, (b, o)) in beacon.iter().zip(&orders).enumerate() {
+        assert_eq!(o["StreamName"], "orderstream-events", "the orders route checks no time");
+        let refused = b["StreamName"] != "orderstream-events";
+        assert_eq!(refused, i < far.len(), "{}", bodies[i]);
+    }
+    assert!(stream_pattern("orderstream-events"));
 }
 
 /// Every EMF metric the CloudWatch dashboard and alarms name is one the functions write

@@ -1,11 +1,16 @@
 """Renders an API Gateway mapping template (VTL) the way API Gateway does, for the parts our
-templates use: $input.path / $input.json on the request body, $util.base64Encode and
-$context.requestId. Velocity itself is airspeed (PyPI). moto_server accepts the template but
-does not run it.
+templates use: $input.path / $input.json on the request body, $util.base64Encode,
+$context.requestId and $context.requestTimeEpoch, and the Java String methods length, matches
+(the whole string), substring and the Map/List methods get, add and size. Velocity itself is
+airspeed (PyPI); its integer `/` floors where Java truncates, which the templates' arithmetic
+never meets (it divides non-negative numbers only). moto_server accepts the template but does not
+run it.
 
-usage: render_vtl.py TEMPLATE STREAM_NAME REQUEST_ID < BODY.json
+usage: render_vtl.py [--lines] TEMPLATE REQUEST_ID REQUEST_TIME_EPOCH_MS NAME=VALUE... < BODY.json
 
-The template is a Terraform templatefile: ${stream_name} is replaced first.
+The template is a Terraform templatefile: each ${NAME} is replaced by VALUE first. With --lines,
+each line of the input is a body and each line of the output its rendered request (as compact
+JSON): many requests in one run.
 """
 
 import base64
@@ -14,6 +19,10 @@ import re
 import sys
 
 import airspeed
+
+# Java's String.matches matches the whole string (airspeed's own matches a prefix).
+airspeed.__additional_methods__[str]["matches"] = lambda s, pattern: re.fullmatch(pattern, s) is not None
+airspeed.__additional_methods__[str]["substring"] = lambda s, begin, end: s[begin:end]
 
 
 def json_path(doc, path):
@@ -43,13 +52,30 @@ class Util:
 
 
 def main():
-    template_path, stream, request_id = sys.argv[1], sys.argv[2], sys.argv[3]
-    text = open(template_path, encoding="utf-8").read().replace("${stream_name}", stream)
-    body = json.load(sys.stdin)
-    rendered = airspeed.Template(text).merge(
-        {"input": Input(body), "util": Util(), "context": {"requestId": request_id}}
-    )
-    sys.stdout.write(rendered)
+    args = sys.argv[1:]
+    lines = args[:1] == ["--lines"]
+    if lines:
+        args = args[1:]
+    if len(args) < 3:
+        sys.exit("usage: render_vtl.py [--lines] TEMPLATE REQUEST_ID REQUEST_TIME_EPOCH_MS NAME=VALUE... < BODY.json")
+    template_path, request_id, request_time = args[0], args[1], int(args[2])
+    text = open(template_path, encoding="utf-8").read()
+    for assignment in args[3:]:
+        name, value = assignment.split("=", 1)
+        text = text.replace("${" + name + "}", value)
+    if "${" in text:
+        sys.exit(f"render_vtl.py: a template variable is not given: {text[text.index('${'):][:40]!r}")
+    template = airspeed.Template(text)
+    context = {"requestId": request_id, "requestTimeEpoch": request_time}
+
+    def render(body):
+        return template.merge({"input": Input(body), "util": Util(), "context": context})
+
+    if lines:
+        for line in sys.stdin:
+            sys.stdout.write(json.dumps(json.loads(render(json.loads(line))), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render(json.load(sys.stdin)))
 
 
 if __name__ == "__main__":

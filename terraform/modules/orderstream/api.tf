@@ -3,7 +3,9 @@
 #
 # - POST /events, the browser beacon: public (a page cannot hold a secret) and callable from any
 #   origin (CORS), so it takes browsing events only: an order_placed, or any event type not a
-#   browsing one, is refused with 400 by the body model before it reaches the stream;
+#   browsing one, is refused with 400 by the body model before it reaches the stream, and a
+#   request with an event_time more than beacon_event_time_window_hours from the request is
+#   refused with 400 by the mapping template;
 # - POST /orders, the server route: IAM-signed requests only (SigV4), any event type, with a
 #   throttle of its own.
 #
@@ -22,7 +24,13 @@ locals {
     "method.response.header.Access-Control-Allow-Headers" = "'Content-Type'"
     "method.response.header.Access-Control-Allow-Methods" = "'OPTIONS,POST'"
   }
-  put_records_template = templatefile("${path.module}/put_records.vtl", { stream_name = aws_kinesis_stream.this.name })
+  # The mapping template per route: the beacon's refuses event times more than
+  # beacon_event_time_window_hours from the request; the orders route's checks none (a server
+  # may send late events; the processor's contract range applies).
+  put_records_templates = { for route, window in { events = var.beacon_event_time_window_hours * 60, orders = 0 } : route => templatefile("${path.module}/put_records.vtl", {
+    stream_name               = aws_kinesis_stream.this.name
+    event_time_window_minutes = window
+  }) }
 }
 
 resource "aws_iam_role" "ingest" {
@@ -166,7 +174,7 @@ resource "aws_api_gateway_integration" "put_records" {
   request_parameters = {
     "integration.request.header.Content-Type" = "'application/x-amz-json-1.1'"
   }
-  request_templates = { "application/json" = local.put_records_template }
+  request_templates = { "application/json" = local.put_records_templates[each.key] }
 }
 
 resource "aws_api_gateway_method" "options" {

@@ -423,6 +423,16 @@ variable "beacon_max_body_bytes" {
   }
 }
 
+variable "beacon_event_time_window_hours" {
+  description = "The browser beacon refuses (400) a request holding an event whose event_time is more than this many hours before or after the request, to the minute (1 to 48): a stranger cannot write into past or future partitions. The orders route is not limited (the processor's contract range applies)."
+  type        = number
+  default     = 24
+  validation {
+    condition     = var.beacon_event_time_window_hours >= 1 && var.beacon_event_time_window_hours <= 48 && floor(var.beacon_event_time_window_hours) == var.beacon_event_time_window_hours
+    error_message = "beacon_event_time_window_hours is a whole number from 1 to 48."
+  }
+}
+
 variable "create_api_gateway_account_logging_role" {
   description = "Set the account's API Gateway CloudWatch Logs role (needed once per account and region for the ingest API's logs); off where one is set already."
   type        = bool

@@ -154,9 +154,17 @@ run "browsers_cannot_send_orders_and_orders_need_a_signature" {
     error_message = "the beacon's bodies are limited in size (the orders route's are not)"
   }
   assert {
-    condition     = aws_api_gateway_integration.put_records["events"].request_templates == aws_api_gateway_integration.put_records["orders"].request_templates
-    error_message = "both routes put events through the one mapping template that render_vtl.py checks"
+    condition     = alltrue([for route, window in { events = 1440, orders = 0 } : aws_api_gateway_integration.put_records[route].request_templates["application/json"] == templatefile("put_records.vtl", { stream_name = "orderstream-events", event_time_window_minutes = window })])
+    error_message = "both routes put events through put_records.vtl (which render_vtl.py checks), the beacon's refusing event times over 24 hours from the request, the orders route's none"
   }
+}
+
+run "a_beacon_window_past_two_days_is_refused" {
+  command = plan
+  variables {
+    beacon_event_time_window_hours = 49
+  }
+  expect_failures = [var.beacon_event_time_window_hours]
 }
 
 run "the_waf_can_be_left_out" {
