@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod event;
+mod json;
 pub mod kpl;
 mod reason;
 mod time;

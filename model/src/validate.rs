@@ -1,9 +1,8 @@
 //! Record bytes to [`Event`] or [`Rejection`], with the checks of contract section 1.3 applied in
 //! the order of its table.
 
-use serde_json::{Map, Value};
-
 use crate::event::{Event, EventType, Item, Order};
+use crate::json::{self, Json, Object, ParseError};
 use crate::reason::{ReasonCode, Rejection};
 use crate::time::{format_millis, parse_rfc3339};
 
@@ -27,51 +26,9 @@ fn schema(reason: String) -> Rejection {
     Rejection::new(ReasonCode::SchemaViolation, reason)
 }
 
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Whether the JSON text nests objects or arrays deeper than `limit` (a top-level object is
-/// depth 1). A byte scan that skips string contents, run before parsing so that deep input never
-/// reaches the parser's recursion.
-fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
-
 /// Field access with errors that name the field (`items[2].quantity`).
 struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a Object<'a>,
     path: String,
 }
 
@@ -84,7 +41,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn required(&self, field: &str) -> Check<&'a Value> {
+    fn required(&self, field: &str) -> Check<&'a Json<'a>> {
         self.obj.get(field).ok_or_else(|| schema(format!("missing required field `{}`", self.name(field))))
     }
 
@@ -93,10 +50,9 @@ impl<'a> Fields<'a> {
         self.check_string(field, v, min, max)
     }
 
-    fn check_string(&self, field: &str, v: &'a Value, min: usize, max: usize) -> Check<&'a str> {
-        let s = v
-            .as_str()
-            .ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v))))?;
+    fn check_string(&self, field: &str, v: &'a Json<'a>, min: usize, max: usize) -> Check<&'a str> {
+        let s =
+            v.as_str().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         let n = s.chars().count();
         if n < min || n > max {
             return Err(schema(format!("`{}` must be {min}-{max} characters, got {n}", self.name(field))));
@@ -106,9 +62,8 @@ impl<'a> Fields<'a> {
 
     fn upper_code(&self, field: &str, len: usize, standard: &str) -> Check<&'a str> {
         let v = self.required(field)?;
-        let s = v
-            .as_str()
-            .ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), json_type(v))))?;
+        let s =
+            v.as_str().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         if s.len() != len || !s.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(schema(format!(
                 "`{}` must be {len} upper-case ASCII letters ({standard}), got {}",
@@ -119,10 +74,10 @@ impl<'a> Fields<'a> {
         Ok(s)
     }
 
-    fn integer_value(&self, field: &str, v: &Value, min: i64, max: i64) -> Check<i64> {
+    fn integer_value(&self, field: &str, v: &Json, min: i64, max: i64) -> Check<i64> {
         let name = self.name(field);
-        let Value::Number(n) = v else {
-            return Err(schema(format!("`{name}` must be an integer, got {}", json_type(v))));
+        let Json::Number(n) = v else {
+            return Err(schema(format!("`{name}` must be an integer, got {}", v.kind())));
         };
         let i = match n.as_i64() {
             Some(i) => i,
@@ -194,12 +149,12 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     if text.trim().is_empty() {
         return Err(invalid_json("record data is empty".into()));
     }
-    if nests_deeper_than(data, MAX_JSON_DEPTH) {
-        return Err(invalid_json(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")));
-    }
-    let value: Value = serde_json::from_str(text).map_err(|e| invalid_json(format!("not parseable as JSON: {e}")))?;
-    let Value::Object(obj) = value else {
-        return Err(invalid_json(format!("expected a JSON object, got {}", json_type(&value))));
+    let value = json::parse(text, MAX_JSON_DEPTH).map_err(|e| match e {
+        ParseError::TooDeep => invalid_json(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")),
+        ParseError::Syntax(e) => invalid_json(format!("not parseable as JSON: {e}")),
+    })?;
+    let Json::Object(obj) = value else {
+        return Err(invalid_json(format!("expected a JSON object, got {}", value.kind())));
     };
     let f = Fields { obj: &obj, path: String::new() };
 
@@ -208,7 +163,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     let event_type = type_value.as_str().and_then(|s| s.parse::<EventType>().ok()).ok_or_else(|| {
         let got = match type_value.as_str() {
             Some(s) => preview(s),
-            None => json_type(type_value).to_string(),
+            None => type_value.kind().to_string(),
         };
         Rejection::new(ReasonCode::UnknownEventType, format!("`event_type` {got} is not one of the six event types"))
     })?;
@@ -221,12 +176,12 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     let time_text = f.required("event_time")?;
     let time_text = time_text
         .as_str()
-        .ok_or_else(|| schema(format!("`event_time` must be an RFC 3339 string, got {}", json_type(time_text))))?;
+        .ok_or_else(|| schema(format!("`event_time` must be an RFC 3339 string, got {}", time_text.kind())))?;
     let event_time = parse_rfc3339(time_text)
         .map_err(|e| schema(format!("`event_time` {} is not RFC 3339: {e}", preview(time_text))))?;
     let session_id = f.string("session_id", 1, 128)?;
     let customer_id = match obj.get("customer_id") {
-        None | Some(Value::Null) => None,
+        None | Some(Json::Null) => None,
         Some(v) => Some(f.check_string("customer_id", v, 1, 128)?),
     };
     let country = f.upper_code("country", 2, "ISO 3166-1 alpha-2")?;
@@ -297,9 +252,9 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
 
 /// Items are validated in full (schema) before any total is computed, so that a schema error in
 /// a later item wins over an overflow in an earlier one. The line totals are checked later.
-fn parse_items(v: &Value) -> Check<Vec<Item>> {
-    let Value::Array(raw) = v else {
-        return Err(schema(format!("`items` must be an array, got {}", json_type(v))));
+fn parse_items(v: &Json) -> Check<Vec<Item>> {
+    let Json::Array(raw) = v else {
+        return Err(schema(format!("`items` must be an array, got {}", v.kind())));
     };
     if raw.is_empty() || raw.len() > MAX_ITEMS {
         return Err(schema(format!("`items` must hold 1-{MAX_ITEMS} items, got {}", raw.len())));
@@ -308,8 +263,8 @@ fn parse_items(v: &Value) -> Check<Vec<Item>> {
         .enumerate()
         .map(|(i, item)| {
             let path = format!("items[{i}]");
-            let Value::Object(obj) = item else {
-                return Err(schema(format!("`{path}` must be an object, got {}", json_type(item))));
+            let Json::Object(obj) = item else {
+                return Err(schema(format!("`{path}` must be an object, got {}", item.kind())));
             };
             let f = Fields { obj, path };
             Ok(Item {
