@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use base64::Engine;
-use processor::kinesis::{InputRecord, KinesisEvent, KinesisEventRecord};
+use processor::kinesis::{InputRecord, KinesisEvent};
 use sink::RecordMeta;
 
 /// The contract's samples, compiled in (tests/fixtures/contract/).
@@ -56,7 +56,7 @@ fn record(at: &Placement, seq: u128, data: Vec<u8>) -> InputRecord {
 pub fn event_records(json: &[u8]) -> anyhow::Result<Vec<InputRecord>> {
     let event: KinesisEvent =
         serde_json::from_slice(json).context("not a Lambda Kinesis event ({\"Records\": [{\"kinesis\": {...}}]})")?;
-    Ok(event.records.into_iter().map(KinesisEventRecord::into_input).collect())
+    Ok(event.records)
 }
 
 /// The bytes of one line of the contract's invalid samples (`data` or `data_base64`).

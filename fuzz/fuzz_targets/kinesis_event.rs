@@ -7,8 +7,7 @@ use processor::kinesis::KinesisEvent;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(event) = serde_json::from_slice::<KinesisEvent>(data) {
-        for record in event.records {
-            let input = record.into_input();
+        for input in event.records {
             assert!(!input.meta.shard_id.is_empty() && !input.stream.is_empty());
         }
     }

@@ -15,8 +15,7 @@ fuzz_target!(|data: &[u8]| {
                     "approximateArrivalTimestamp": 1_795_439_100.0 + f64::from(arrival) * 97.3}
     }]});
     let event: KinesisEvent = serde_json::from_value(event).expect("a well-formed event");
-    for record in event.records {
-        let input = record.into_input();
+    for input in event.records {
         if input.undecodable {
             assert_eq!(input.data, text.as_bytes());
         } else {

@@ -164,8 +164,7 @@ impl<S: ObjectStore> Processor<S> {
     /// The Lambda entry point: a Kinesis event in, the partial batch response out (and the
     /// batch's report, for metrics).
     pub async fn handle(&self, event: KinesisEvent) -> (KinesisEventResponse, BatchReport) {
-        let records = event.records.into_iter().map(|r| r.into_input()).collect();
-        let report = self.process(records).await;
+        let report = self.process(event.records).await;
         let mut response = KinesisEventResponse::default();
         response.set_failures(report.failed.iter().cloned());
         (response, report)

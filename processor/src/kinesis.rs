@@ -5,40 +5,59 @@
 //! of `approximateArrivalTimestamp` as milliseconds, so `1763903100.5` becomes 5 ms instead of
 //! 500 ms. The contract wants the arrival rounded to the nearest millisecond.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use base64::Engine;
 use serde::Deserialize;
 use sink::RecordMeta;
 
-/// `{"Records": [...]}` as Lambda sends it for a Kinesis event source mapping.
-#[derive(Debug, Deserialize)]
+/// `{"Records": [...]}` as Lambda sends it for a Kinesis event source mapping, read straight
+/// into the records the processor works on: the event's strings are borrowed from its text while
+/// it is read (no copy of each record's base64, ARN and ids), each record's data decoded once.
+#[derive(Debug)]
 pub struct KinesisEvent {
-    #[serde(rename = "Records")]
-    pub records: Vec<KinesisEventRecord>,
+    pub records: Vec<InputRecord>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct KinesisEventRecord {
+impl<'de> Deserialize<'de> for KinesisEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let event = EventText::deserialize(d)?;
+        Ok(KinesisEvent { records: event.records.into_iter().map(RecordText::into_input).collect() })
+    }
+}
+
+#[derive(Deserialize)]
+struct EventText<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<RecordText<'a>>,
+}
+
+/// One record of the event as its text has it (escaped strings are copied, others borrowed).
+#[derive(Deserialize)]
+struct RecordText<'a> {
     /// `shardId-000000000006:49545115243490985018280067714973144582180062593244200961`
-    #[serde(rename = "eventID", default)]
-    pub event_id: Option<String>,
+    #[serde(rename = "eventID", default, borrow)]
+    event_id: Option<Cow<'a, str>>,
     /// `arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream`
-    #[serde(rename = "eventSourceARN", default)]
-    pub event_source_arn: Option<String>,
-    pub kinesis: KinesisData,
+    #[serde(rename = "eventSourceARN", default, borrow)]
+    event_source_arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kinesis: DataText<'a>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct KinesisData {
+struct DataText<'a> {
     /// Base64 of the record's bytes.
-    pub data: String,
-    pub sequence_number: String,
-    #[serde(default)]
-    pub partition_key: String,
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+    #[serde(borrow)]
+    sequence_number: Cow<'a, str>,
+    #[serde(default, borrow)]
+    partition_key: Cow<'a, str>,
     /// Epoch seconds with a fraction.
-    pub approximate_arrival_timestamp: f64,
+    approximate_arrival_timestamp: f64,
 }
 
 /// One record to process: where it came from and its bytes.
@@ -65,9 +84,9 @@ pub fn stream_name(arn: Option<&str>) -> String {
         .unwrap_or_else(|| "local".to_string())
 }
 
-impl KinesisEventRecord {
+impl RecordText<'_> {
     /// The shard of `eventID` (`shardId-...:sequence`), `unknown-shard` when absent.
-    pub fn shard_id(&self) -> String {
+    fn shard_id(&self) -> String {
         self.event_id
             .as_deref()
             .and_then(|id| id.split_once(':').map(|(shard, _)| shard.to_string()))
@@ -75,21 +94,21 @@ impl KinesisEventRecord {
             .unwrap_or_else(|| "unknown-shard".to_string())
     }
 
-    pub fn into_input(self) -> InputRecord {
+    fn into_input(self) -> InputRecord {
         let shard_id = self.shard_id();
         let stream = stream_name(self.event_source_arn.as_deref());
         let k = self.kinesis;
         let (data, undecodable) = match base64::engine::general_purpose::STANDARD.decode(k.data.as_bytes()) {
             Ok(bytes) => (bytes, false),
-            Err(_) => (k.data.into_bytes(), true),
+            Err(_) => (k.data.into_owned().into_bytes(), true),
         };
         InputRecord {
             stream,
             meta: RecordMeta {
                 shard_id,
-                sequence_number: k.sequence_number,
+                sequence_number: k.sequence_number.into_owned(),
                 sub_sequence_number: 0,
-                partition_key: k.partition_key,
+                partition_key: k.partition_key.into_owned(),
                 arrival_ms: seconds_to_millis(k.approximate_arrival_timestamp),
             },
             data,
@@ -106,7 +125,7 @@ pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
 }
 
 /// The Lambda Kinesis event of `records`, as the event source mapping sends it (`region` and
-/// `account` make up the ARNs). The inverse of [`KinesisEventRecord::into_input`].
+/// `account` make up the ARNs). The inverse of reading a [`KinesisEvent`].
 pub fn event_json(records: &[InputRecord], region: &str, account: &str) -> serde_json::Value {
     let b64 = base64::engine::general_purpose::STANDARD;
     let records: Vec<_> = records
@@ -180,8 +199,10 @@ mod tests {
             .collect();
         let json = serde_json::to_string(&event_json(&records, "eu-west-1", "123456789012")).unwrap();
         let event: KinesisEvent = serde_json::from_str(&json).unwrap();
-        let back: Vec<InputRecord> = event.records.into_iter().map(KinesisEventRecord::into_input).collect();
-        assert_eq!(back, records);
+        assert_eq!(event.records, records);
+        // The same from an owned tree (strings not borrowed).
+        let event: KinesisEvent = serde_json::from_value(event_json(&records, "eu-west-1", "123456789012")).unwrap();
+        assert_eq!(event.records, records);
     }
 
     #[test]
@@ -190,7 +211,7 @@ mod tests {
             "kinesis":{"data":"eyJhIjoxfQ==","sequenceNumber":"4954","partitionKey":"pk","approximateArrivalTimestamp":1545084650.987,"kinesisSchemaVersion":"1.0"}},
             {"kinesis":{"data":"***","sequenceNumber":"4955","approximateArrivalTimestamp":1545084651}}]}"#;
         let event: KinesisEvent = serde_json::from_str(json).unwrap();
-        let mut records = event.records.into_iter().map(KinesisEventRecord::into_input);
+        let mut records = event.records.into_iter();
         let first = records.next().unwrap();
         assert_eq!((first.stream.as_str(), first.meta.shard_id.as_str()), ("orders", "shardId-000000000006"));
         assert_eq!(first.data, br#"{"a":1}"#);
