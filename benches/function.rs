@@ -195,6 +195,8 @@ struct Payload {
     name: String,
     text: String,
     user_records: usize,
+    /// The user records' bytes (their JSON), as the processor reads them.
+    json_bytes: usize,
 }
 
 fn read_payloads() -> Vec<Payload> {
@@ -210,10 +212,18 @@ fn read_payloads() -> Vec<Payload> {
             let packed = std::fs::read(&path).expect("a payload");
             let text = String::from_utf8(zstd::decode_all(&packed[..]).expect("zstd")).expect("UTF-8");
             let event: processor::kinesis::KinesisEvent = serde_json::from_str(&text).expect("a Kinesis event");
-            let user_records =
-                event.records.iter().map(|r| model::kpl::deaggregate(&r.data).map_or(1, |records| records.len())).sum();
+            let (mut user_records, mut json_bytes) = (0, 0);
+            for r in &event.records {
+                match model::kpl::deaggregate(&r.data) {
+                    Ok(users) => {
+                        user_records += users.len();
+                        json_bytes += users.iter().map(|u| u.data.len()).sum::<usize>();
+                    }
+                    Err(_) => (user_records, json_bytes) = (user_records + 1, json_bytes + r.data.len()),
+                }
+            }
             let name = path.file_name().unwrap_or_default().to_string_lossy().trim_end_matches(".json.zst").to_string();
-            Payload { name, text, user_records }
+            Payload { name, text, user_records, json_bytes }
         })
         .collect()
 }
@@ -259,6 +269,8 @@ fn spec(function: &Path, moto: &testkit::servers::Server, log: &Path) -> Functio
 
 /// One function's figures on one payload.
 struct Figures {
+    /// The shards its invocations went to.
+    shards: std::ops::Range<usize>,
     cold_ms: f64,
     wall_p50_ms: f64,
     wall_p99_ms: f64,
@@ -282,6 +294,7 @@ fn measure(
     payloads
         .iter()
         .map(|p| {
+            let first_shard = shard + 1;
             let log = logs.path().join(format!("{}.log", p.name));
             let spec = spec(function, moto, &log);
             let (cold, walls, cpu, peak) = runtime.block_on(async {
@@ -310,6 +323,7 @@ fn measure(
             sorted.sort_by(f64::total_cmp);
             let per_invocation = cpu / invocations as f64;
             let figures = Figures {
+                shards: first_shard..shard + 1,
                 cold_ms: cold * 1000.0,
                 wall_p50_ms: percentile(&sorted, 0.5) * 1000.0,
                 wall_p99_ms: percentile(&sorted, 0.99) * 1000.0,
@@ -321,6 +335,48 @@ fn measure(
             figures
         })
         .collect()
+}
+
+/// What the commits of `shards` staged, per table: rows and bytes of Parquet (from the commit
+/// records, `processor::ledger::CommitSummary`).
+fn staged(
+    runtime: &tokio::runtime::Runtime,
+    moto: &testkit::servers::Server,
+    shards: std::ops::Range<usize>,
+) -> std::collections::BTreeMap<String, (u64, u64)> {
+    use sink::store::{ObjectStore, S3Store};
+    let store = S3Store::new(testkit::s3_client(&moto.endpoint()), "bench");
+    let mut tables = std::collections::BTreeMap::new();
+    runtime.block_on(async {
+        for shard in shards {
+            let prefix = format!("analytics/_pipeline/storefront/shardId-{shard:012}/commits/");
+            for key in store.list(&prefix).await.expect("the commit records") {
+                let body = store.get(&key).await.expect("a commit record").expect("listed");
+                let summary = processor::ledger::CommitSummary::parse(&key, &body).expect("a commit record");
+                for f in summary.files {
+                    let entry = tables.entry(f.table).or_insert((0, 0));
+                    *entry = (entry.0 + f.rows, entry.1 + f.bytes);
+                }
+            }
+        }
+    });
+    tables
+}
+
+/// Issue 12's B6: Parquet bytes per user record and against the records' JSON, per table.
+fn print_bytes(payloads: &[Payload], staged: &[std::collections::BTreeMap<String, (u64, u64)>], invocations: usize) {
+    println!("\nWhat the processor stages per invocation (its commits' files), per table: Parquet bytes per user record of the payload, and as a share of the records' JSON:\n");
+    let tables: Vec<&str> = sink::Table::ALL.iter().map(|t| t.as_str()).collect();
+    println!("| payload | JSON bytes per record | {} | all five |", tables.join(" | "));
+    println!("|---|---|{}---|", "---|".repeat(tables.len()));
+    for (p, per_table) in payloads.iter().zip(staged) {
+        let n = (p.user_records * invocations) as f64;
+        let json = (p.json_bytes * invocations) as f64;
+        let cell = |bytes: u64| format!("{:.1} B ({:.1}%)", bytes as f64 / n, 100.0 * bytes as f64 / json);
+        let cells: Vec<String> = tables.iter().map(|t| cell(per_table.get(*t).map_or(0, |v| v.1))).collect();
+        let total = per_table.values().map(|v| v.1).sum();
+        println!("| {} | {:.0} | {} | {} |", p.name, json / n, cells.join(" | "), cell(total));
+    }
 }
 
 fn print_figures(function: &Path, payloads: &[Payload], figures: &[Figures]) {
@@ -357,6 +413,8 @@ fn run(function: &Path, peer: Option<&Path>, invocations: usize, only: Option<&s
     println!("{invocations} invocations of each payload, a fresh function per payload, moto_server as S3");
     let ours = measure(&runtime, &moto, function, &payloads, invocations);
     print_figures(function, &payloads, &ours);
+    let staged: Vec<_> = ours.iter().map(|f| staged(&runtime, &moto, f.shards.clone())).collect();
+    print_bytes(&payloads, &staged, invocations);
     let Some(peer) = peer else { return };
     let theirs = measure(&runtime, &moto, peer, &payloads, invocations);
     print_figures(peer, &payloads, &theirs);
