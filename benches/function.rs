@@ -29,7 +29,9 @@ const PAYLOAD_LIMIT: usize = 6_000_000;
 const SHARD: &str = "shardId-000000000000";
 
 fn usage() -> ! {
-    eprintln!("usage: function payloads | function run --function PATH [--peer PATH] [--invocations N] [--only NAME]");
+    eprintln!(
+        "usage: function payloads | function run --function PATH [--peer PATH] [--invocations N] [--only NAME] | function instructions --payload NAME"
+    );
     std::process::exit(2)
 }
 
@@ -46,6 +48,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("payloads") => write_payloads(),
+        Some("instructions") => {
+            let Some(name) = flag(&args, "--payload") else { usage() };
+            instructions(&name);
+        }
         Some("run") => {
             let Some(function) = flag(&args, "--function").map(PathBuf::from) else { usage() };
             let invocations = flag(&args, "--invocations").map_or(10, |v| {
@@ -265,6 +271,28 @@ fn spec(function: &Path, moto: &testkit::servers::Server, log: &Path) -> Functio
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     spec
+}
+
+/// One invocation of the handler on a payload's text, in process (the in-memory store): the
+/// region `scripts/bench --gate` counts instructions of (callgrind's `--toggle-collect`).
+#[inline(never)]
+fn invocation(runtime: &tokio::runtime::Runtime, text: &str) -> usize {
+    let processor = processor::Processor::new(sink::store::MemoryStore::new(), "gate/");
+    let event: processor::kinesis::KinesisEvent = serde_json::from_str(text).expect("a Kinesis event");
+    let (response, report) = runtime.block_on(processor.handle(event));
+    assert!(report.error.is_none(), "{:?}", report.error);
+    response.batch_item_failures.len()
+}
+
+/// Runs [`invocation`] once on the payload `name` and prints its user records, for the gate.
+fn instructions(name: &str) {
+    let Some(p) = read_payloads().into_iter().find(|p| p.name == name) else {
+        eprintln!("error: no payload {name} in bench/payloads");
+        std::process::exit(2)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    assert_eq!(invocation(&runtime, &p.text), 0, "no record failed");
+    println!("user_records {}", p.user_records);
 }
 
 /// One function's figures on one payload.
