@@ -23,7 +23,25 @@ pub struct KinesisEvent {
 impl<'de> Deserialize<'de> for KinesisEvent {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let event = EventText::deserialize(d)?;
-        Ok(KinesisEvent { records: event.records.into_iter().map(RecordText::into_input).collect() })
+        // Every record of an event names the same stream: its name is read from the first ARN
+        // and cloned while the ARN stays the same.
+        let mut last: Option<(Option<Cow<'de, str>>, String)> = None;
+        let records = event
+            .records
+            .into_iter()
+            .map(|r| {
+                let stream = match &last {
+                    Some((arn, stream)) if *arn == r.event_source_arn => stream.clone(),
+                    _ => {
+                        let stream = stream_name(r.event_source_arn.as_deref());
+                        last = Some((r.event_source_arn.clone(), stream.clone()));
+                        stream
+                    }
+                };
+                r.into_input(stream)
+            })
+            .collect();
+        Ok(KinesisEvent { records })
     }
 }
 
@@ -94,9 +112,8 @@ impl RecordText<'_> {
             .unwrap_or_else(|| "unknown-shard".to_string())
     }
 
-    fn into_input(self) -> InputRecord {
+    fn into_input(self, stream: String) -> InputRecord {
         let shard_id = self.shard_id();
-        let stream = stream_name(self.event_source_arn.as_deref());
         let k = self.kinesis;
         let (data, undecodable) = match base64::engine::general_purpose::STANDARD.decode(k.data.as_bytes()) {
             Ok(bytes) => (bytes, false),
