@@ -258,6 +258,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn spec(function: &Path, moto: &testkit::servers::Server, log: &Path) -> FunctionSpec {
     let mut spec = FunctionSpec::new(function);
+    // The memory of a Lambda function with one full vCPU (1,769 MB); the processor sizes its
+    // state cache from it.
     spec.memory_mb = 1769;
     spec.log_file = Some(log.to_path_buf());
     spec.env = [
