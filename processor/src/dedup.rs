@@ -355,6 +355,11 @@ impl WindowDelta {
         if kept.windows(2).any(|w| w[0] >= w[1]) {
             return Err(WindowError("ids out of order".into()));
         }
+        // A batch's latest arrival is the latest of its events', so of every id it kept: a delta
+        // saying otherwise is damaged, and its arrivals would not fit the window's offsets.
+        if let Some(&(_, t)) = kept.iter().find(|&&(_, t)| t > latest_arrival_ms) {
+            return Err(WindowError(format!("an id kept at {t}, after the latest arrival {latest_arrival_ms}")));
+        }
         Ok(WindowDelta { kept, latest_arrival_ms })
     }
 }
@@ -476,7 +481,10 @@ mod tests {
 
     #[test]
     fn deltas_round_trip_and_corruption_is_an_error() {
-        let d = WindowDelta { kept: vec![(1, 5_000), (7, 1_795_435_200_000), (u128::MAX, 17)], latest_arrival_ms: 99 };
+        let d = WindowDelta {
+            kept: vec![(1, 5_000), (7, 1_795_435_200_000), (u128::MAX, 17)],
+            latest_arrival_ms: 1_795_435_200_000,
+        };
         let mut d = d;
         d.kept.sort_unstable();
         let b = d.to_bytes();
@@ -485,6 +493,14 @@ mod tests {
             assert!(WindowDelta::from_bytes(&b[..cut]).is_err(), "cut at {cut}");
         }
         assert_eq!(WindowDelta::from_bytes(&WindowDelta::default().to_bytes()).unwrap(), WindowDelta::default());
+        // An id kept after the delta's latest arrival is damage: an error, not a window whose
+        // offsets overflow (found by the `ledger` fuzz target: applying it panicked).
+        let later = WindowDelta { latest_arrival_ms: 5_000, ..d.clone() };
+        assert!(WindowDelta::from_bytes(&later.to_bytes()).is_err());
+        let mut found = vec![0x01, 0x00, 0x00];
+        found.extend([0xff; 39]);
+        found.push(0x00);
+        assert!(WindowDelta::from_bytes(&found).is_err());
     }
 
     /// The reference: a map of every id to the arrival of its latest kept copy, pruned by the
