@@ -234,23 +234,6 @@ fn read_payloads() -> Vec<Payload> {
         .collect()
 }
 
-/// CPU seconds (user and system, all threads) of a process, from /proc (Linux, 100 ticks a second).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
@@ -333,7 +316,7 @@ fn measure(
                 lambda.invoke(&br#"{"Records": []}"#[..]).await.expect("the empty event's answer");
                 let cold = started.elapsed().as_secs_f64();
                 let pid = lambda.pid().await.expect("the function runs");
-                let (mut walls, cpu_before) = (Vec::new(), cpu_seconds(pid));
+                let (mut walls, cpu_before) = (Vec::new(), testkit::procfs::cpu_seconds(&pid.to_string()));
                 for _ in 0..invocations {
                     shard += 1;
                     let text = p.text.replace(SHARD, &format!("shardId-{shard:012}"));
@@ -347,7 +330,12 @@ fn measure(
                     assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{answer}");
                 }
                 assert_eq!(lambda.pid().await, Some(pid), "one warm environment");
-                (cold, walls, cpu_seconds(pid) - cpu_before, peak_mib(pid))
+                (
+                    cold,
+                    walls,
+                    testkit::procfs::cpu_seconds(&pid.to_string()) - cpu_before,
+                    testkit::procfs::peak_mib(&pid.to_string()),
+                )
             });
             let mut sorted = walls;
             sorted.sort_by(f64::total_cmp);

@@ -123,24 +123,6 @@ async fn prepare(dir: PathBuf, target: u64) {
     }
 }
 
-fn cpu_seconds() -> f64 {
-    // getrusage through /proc: utime and stime of this process, in clock ticks (100 a second on
-    // Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 async fn round(dir: PathBuf, settings: Settings) {
     let store = LocalStore::new(&dir).expect("the directory");
     let staged = staged_bytes(&store).await;
@@ -148,9 +130,9 @@ async fn round(dir: PathBuf, settings: Settings) {
     let mut settings = settings;
     settings.round_bytes = u64::MAX;
     let publisher = Publisher::new(store, "", settings);
-    let (wall0, cpu0) = (Instant::now(), cpu_seconds());
+    let (wall0, cpu0) = (Instant::now(), testkit::procfs::cpu_seconds("self"));
     let report = publisher.round().await.expect("the round");
-    let (wall, cpu) = (wall0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let (wall, cpu) = (wall0.elapsed().as_secs_f64(), testkit::procfs::cpu_seconds("self") - cpu0);
     let mb = staged as f64 / 1e6;
     println!(
         "round of {mb:.0} MB staged ({} files, {} commits) into {} files ({:.0} MB, {} rows), {workers} merges at once: \
@@ -162,6 +144,6 @@ async fn round(dir: PathBuf, settings: Settings) {
         report.rows(),
         mb / wall,
         mb / cpu.max(1e-9),
-        peak_mib()
+        testkit::procfs::peak_mib("self")
     );
 }

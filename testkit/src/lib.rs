@@ -22,6 +22,7 @@ use sink::Table;
 
 pub mod faulty;
 pub mod ledger;
+pub mod procfs;
 pub mod records;
 pub mod reliability;
 pub mod servers;
