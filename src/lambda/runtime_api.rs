@@ -125,7 +125,7 @@ pub struct LocalLambda {
     addr: SocketAddr,
     shared: Arc<Shared>,
     /// The running function process; the lock makes invocations one at a time.
-    environment: tokio::sync::Mutex<Option<Child>>,
+    environment: tokio::sync::Mutex<Option<Environment>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -133,6 +133,24 @@ impl Drop for LocalLambda {
     fn drop(&mut self) {
         self.server.abort();
         // `kill_on_drop` stops the function process with the environment.
+    }
+}
+
+/// One execution environment: the function's process and the task that copies its standard
+/// output to the log.
+struct Environment {
+    child: Child,
+    logs: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Environment {
+    /// Stops the process and waits (a little) until everything it wrote is in the log, so that
+    /// a caller who reads the log after a failed invocation sees the function's last words.
+    async fn discard(mut self) {
+        let _ = self.child.kill().await;
+        if let Some(logs) = self.logs.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), logs).await;
+        }
     }
 }
 
@@ -226,10 +244,10 @@ impl LocalLambda {
 
     /// The process id of the running function, if one runs.
     pub async fn pid(&self) -> Option<u32> {
-        self.environment.lock().await.as_ref().and_then(|c| c.id())
+        self.environment.lock().await.as_ref().and_then(|e| e.child.id())
     }
 
-    fn spawn(&self) -> Result<Child, InvokeError> {
+    fn spawn(&self) -> Result<Environment, InvokeError> {
         let s = &self.spec;
         let mut cmd = Command::new(&s.bootstrap);
         cmd.env("AWS_LAMBDA_RUNTIME_API", self.runtime_api())
@@ -261,10 +279,8 @@ impl LocalLambda {
         cmd.stdout(Stdio::piped());
         let mut child =
             cmd.spawn().map_err(|error| InvokeError::Spawn { path: s.bootstrap.display().to_string(), error })?;
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(forward_logs(stdout, log, self.shared.clone()));
-        }
-        Ok(child)
+        let logs = child.stdout.take().map(|stdout| tokio::spawn(forward_logs(stdout, log, self.shared.clone())));
+        Ok(Environment { child, logs })
     }
 
     /// Invokes the function with `payload` and waits for its answer (or its timeout).
@@ -298,15 +314,17 @@ impl LocalLambda {
 
     async fn invoke_request(&self, payload: Bytes) -> Result<(String, Bytes), InvokeError> {
         let mut environment = self.environment.lock().await;
-        if let Some(child) = environment.as_mut() {
-            if let Ok(Some(_)) = child.try_wait() {
-                *environment = None;
+        if let Some(env) = environment.as_mut() {
+            if let Ok(Some(_)) = env.child.try_wait() {
+                if let Some(ended) = environment.take() {
+                    ended.discard().await;
+                }
             }
         }
         if environment.is_none() {
             *environment = Some(self.spawn()?);
         }
-        let child = environment.as_mut().expect("an execution environment was just started");
+        let child = &mut environment.as_mut().expect("an execution environment was just started").child;
 
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
@@ -340,7 +358,9 @@ impl LocalLambda {
             // As Lambda does, a timed-out environment is discarded.
             Ended::TimedOut => InvokeError::Timeout(self.spec.timeout),
         };
-        *environment = None;
+        if let Some(ended) = environment.take() {
+            ended.discard().await;
+        }
         Err(result)
     }
 }
