@@ -7,7 +7,7 @@ use processor::kinesis::KinesisEvent;
 use processor::Processor;
 use sink::store::S3Store;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     processor::init_lambda_logging();
 
