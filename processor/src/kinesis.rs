@@ -115,9 +115,9 @@ impl RecordText<'_> {
     fn into_input(self, stream: String) -> InputRecord {
         let shard_id = self.shard_id();
         let k = self.kinesis;
-        let (data, undecodable) = match base64::engine::general_purpose::STANDARD.decode(k.data.as_bytes()) {
-            Ok(bytes) => (bytes, false),
-            Err(_) => (k.data.into_owned().into_bytes(), true),
+        let (data, undecodable) = match decode_base64(k.data.as_bytes()) {
+            Some(bytes) => (bytes, false),
+            None => (k.data.into_owned().into_bytes(), true),
         };
         InputRecord {
             stream,
@@ -132,6 +132,13 @@ impl RecordText<'_> {
             undecodable,
         }
     }
+}
+
+/// A record's data from its base64 (the standard alphabet, padded, canonical: what Kinesis
+/// sends), with SIMD where the CPU has it: 8% of an invocation's instructions with the scalar
+/// decoder. `None` for anything else.
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    base64_simd::STANDARD.decode_to_vec(text).ok()
 }
 
 /// Orders Kinesis sequence numbers (decimal strings of up to 128 bits and more) numerically.
@@ -173,6 +180,53 @@ pub fn event_json(records: &[InputRecord], region: &str, account: &str) -> serde
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The reference: the `base64` crate's standard engine (padding required, trailing bits
+    /// zero), which the processor used before the SIMD decoder.
+    fn reference(text: &[u8]) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Every encoding decodes to its bytes, and any damage to one (a byte replaced by any
+        /// other, one cut off or added) is refused exactly when the reference refuses it.
+        #[test]
+        fn the_simd_decoder_agrees_with_the_reference(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            at in any::<prop::sample::Index>(),
+            by in any::<u8>(),
+            damage in 0u8..4,
+        ) {
+            let mut text = base64::engine::general_purpose::STANDARD.encode(&bytes).into_bytes();
+            prop_assert_eq!(decode_base64(&text), Some(bytes));
+            match damage {
+                0 => {}
+                1 if !text.is_empty() => { let i = at.index(text.len()); text[i] = by; }
+                2 => { text.pop(); }
+                _ => text.insert(at.index(text.len() + 1), by),
+            }
+            prop_assert_eq!(decode_base64(&text), reference(&text), "{:?}", String::from_utf8_lossy(&text));
+        }
+
+        /// Text from the alphabet, padding and a few strangers, of any length.
+        #[test]
+        fn arbitrary_text_is_decoded_as_the_reference_does(text in "[A-Za-z0-9+/=\\-_ \n]{0,80}") {
+            prop_assert_eq!(decode_base64(text.as_bytes()), reference(text.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn non_canonical_and_unpadded_base64_is_refused() {
+        // "Zg==" is "f"; "Zh==" has non-zero trailing bits; "Zg" lacks its padding.
+        assert_eq!(decode_base64(b"Zg=="), Some(b"f".to_vec()));
+        for bad in [&b"Zh=="[..], b"Zg", b"Zg=", b"Z===", b"Zm9v\n", b" Zm9v", b"Zm9v====", b"Zm9-"] {
+            assert_eq!(decode_base64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(reference(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn arrival_is_rounded_to_the_nearest_millisecond() {
