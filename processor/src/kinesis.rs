@@ -174,8 +174,12 @@ fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
 
 /// Orders Kinesis sequence numbers (decimal strings of up to 128 bits and more) numerically.
 pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
-    let a = a.trim_start_matches('0');
-    let b = b.trim_start_matches('0');
+    // Leading zeros skipped byte by byte (`str::trim_start_matches` decodes UTF-8 per char).
+    fn digits(s: &str) -> &[u8] {
+        let s = s.as_bytes();
+        &s[s.iter().position(|&c| c != b'0').unwrap_or(s.len())..]
+    }
+    let (a, b) = (digits(a), digits(b));
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
@@ -242,6 +246,13 @@ mod tests {
             prop_assert_eq!(decode_base64(&text), reference(&text), "{:?}", String::from_utf8_lossy(&text));
         }
 
+        /// Sequence numbers, with any leading zeros, order as their values do.
+        #[test]
+        fn sequence_numbers_order_as_their_values(a in any::<u128>(), b in any::<u128>(), za in 0usize..4, zb in 0usize..4) {
+            let (ta, tb) = (format!("{}{a}", "0".repeat(za)), format!("{}{b}", "0".repeat(zb)));
+            prop_assert_eq!(cmp_sequence(&ta, &tb), a.cmp(&b));
+        }
+
         /// Text from the alphabet, padding and a few strangers, of any length.
         #[test]
         fn arbitrary_text_is_decoded_as_the_reference_does(text in "[A-Za-z0-9+/=\\-_ \n]{0,80}") {
@@ -281,6 +292,9 @@ mod tests {
         );
         assert_eq!(cmp_sequence("007", "7"), Ordering::Equal);
         assert_eq!(cmp_sequence("100", "99"), Ordering::Greater);
+        assert_eq!(cmp_sequence("000", ""), Ordering::Equal);
+        assert_eq!(cmp_sequence("0", "1"), Ordering::Less);
+        assert_eq!(cmp_sequence("0010", "009"), Ordering::Greater);
     }
 
     #[test]
