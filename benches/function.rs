@@ -73,7 +73,7 @@ fn record(sequence: usize, partition_key: String, event_time_ms: i64, data: Vec<
         stream: "storefront".into(),
         meta: RecordMeta {
             shard_id: SHARD.into(),
-            sequence_number: format!("{:056}", sequence + 1),
+            sequence_number: testkit::records::sequence_number(sequence + 1),
             sub_sequence_number: 0,
             partition_key,
             arrival_ms: event_time_ms + 50,
