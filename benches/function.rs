@@ -316,7 +316,7 @@ fn measure(
                 lambda.invoke(&br#"{"Records": []}"#[..]).await.expect("the empty event's answer");
                 let cold = started.elapsed().as_secs_f64();
                 let pid = lambda.pid().await.expect("the function runs");
-                let (mut walls, cpu_before) = (Vec::new(), testkit::procfs::cpu_seconds(&pid.to_string()));
+                let (mut walls, cpu_before) = (Vec::new(), testkit::procfs::cpu_seconds(pid));
                 for _ in 0..invocations {
                     shard += 1;
                     let text = p.text.replace(SHARD, &format!("shardId-{shard:012}"));
@@ -330,12 +330,7 @@ fn measure(
                     assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{answer}");
                 }
                 assert_eq!(lambda.pid().await, Some(pid), "one warm environment");
-                (
-                    cold,
-                    walls,
-                    testkit::procfs::cpu_seconds(&pid.to_string()) - cpu_before,
-                    testkit::procfs::peak_mib(&pid.to_string()),
-                )
+                (cold, walls, testkit::procfs::cpu_seconds(pid) - cpu_before, testkit::procfs::peak_mib(pid))
             });
             let mut sorted = walls;
             sorted.sort_by(f64::total_cmp);

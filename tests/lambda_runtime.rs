@@ -24,11 +24,9 @@ fn spec(moto_port: u16, logs: &std::path::Path) -> FunctionSpec {
     spec
 }
 
-/// Peak resident memory of a running process, from /proc (Linux).
+/// Peak resident memory of the running function, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
-    line.trim().trim_end_matches("kB").trim().parse().unwrap()
+    testkit::procfs::peak_kib(pid).expect("the function's VmHWM in /proc")
 }
 
 #[test]

@@ -13,8 +13,9 @@ use orderstream::lambda::runtime_api::{FunctionSpec, LocalLambda};
 use serde_json::Value;
 use sink::store::{ObjectStore, S3Store};
 use sink::Table;
+use testkit::procfs::peak_kib;
 use testkit::records::{event, is_valid, kinesis_records, sequence_number};
-use testkit::reliability::{compare, peak_kib, record, Row};
+use testkit::reliability::{compare, record, Row};
 use testkit::servers::{self, Server};
 use testkit::ProxyFault;
 

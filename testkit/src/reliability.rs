@@ -55,12 +55,6 @@ pub fn compare<K: Ord + Clone>(expected: &[K], actual: &[K]) -> (u64, u64) {
     (lost, doubled)
 }
 
-/// Peak resident memory (VmHWM) of a running process, in KiB (Linux).
-pub fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
-}
-
 /// The peak memory an `orderstream` command printed (`peak memory 52 MiB`), in KiB.
 pub fn printed_peak_kib(output: &str) -> Option<u64> {
     let (_, rest) = output.split_once("peak memory ")?;
@@ -75,7 +69,6 @@ mod tests {
     fn missing_and_extra_rows_are_counted_with_multiplicity() {
         assert_eq!(compare(&["a", "b", "b", "c"], &["a", "b", "c", "c", "d"]), (1, 2));
         assert_eq!(compare::<&str>(&[], &[]), (0, 0));
-        assert!(peak_kib(std::process::id()).unwrap() > 0);
         assert_eq!(printed_peak_kib("x; peak memory 52 MiB\n"), Some(52 * 1024));
         assert_eq!(printed_peak_kib("nothing"), None);
     }
