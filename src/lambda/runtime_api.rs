@@ -144,11 +144,13 @@ struct Environment {
 }
 
 impl Environment {
-    /// Stops the process and waits (a little) until everything it wrote is in the log, so that
-    /// a caller who reads the log after a failed invocation sees the function's last words.
-    async fn discard(mut self) {
-        let _ = self.child.kill().await;
-        if let Some(logs) = self.logs.take() {
+    /// Empties `slot`: stops the process and waits (a little) until everything it wrote is in
+    /// the log, so that a caller who reads the log after a failed invocation sees the
+    /// function's last words.
+    async fn discard(slot: &mut Option<Environment>) {
+        let Some(mut env) = slot.take() else { return };
+        let _ = env.child.kill().await;
+        if let Some(logs) = env.logs {
             let _ = tokio::time::timeout(Duration::from_secs(5), logs).await;
         }
     }
@@ -314,12 +316,8 @@ impl LocalLambda {
 
     async fn invoke_request(&self, payload: Bytes) -> Result<(String, Bytes), InvokeError> {
         let mut environment = self.environment.lock().await;
-        if let Some(env) = environment.as_mut() {
-            if let Ok(Some(_)) = env.child.try_wait() {
-                if let Some(ended) = environment.take() {
-                    ended.discard().await;
-                }
-            }
+        if environment.as_mut().is_some_and(|env| matches!(env.child.try_wait(), Ok(Some(_)))) {
+            Environment::discard(&mut environment).await;
         }
         if environment.is_none() {
             *environment = Some(self.spawn()?);
@@ -358,9 +356,7 @@ impl LocalLambda {
             // As Lambda does, a timed-out environment is discarded.
             Ended::TimedOut => InvokeError::Timeout(self.spec.timeout),
         };
-        if let Some(ended) = environment.take() {
-            ended.discard().await;
-        }
+        Environment::discard(&mut environment).await;
         Err(result)
     }
 }
