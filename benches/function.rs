@@ -245,16 +245,7 @@ fn spec(function: &Path, moto: &testkit::servers::Server, log: &Path) -> Functio
     // state cache from it.
     spec.memory_mb = 1769;
     spec.log_file = Some(log.to_path_buf());
-    spec.env = [
-        ("AWS_ACCESS_KEY_ID", "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("ANALYTICS_BUCKET", "bench".to_string()),
-        ("ANALYTICS_PREFIX", "analytics/".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    spec.env = testkit::function_env(&moto.endpoint(), "bench", "analytics/");
     spec
 }
 

@@ -11,16 +11,7 @@ fn spec(moto_port: u16, logs: &std::path::Path) -> FunctionSpec {
     let mut spec = FunctionSpec::new(testkit::processor_bootstrap());
     spec.memory_mb = 128;
     spec.log_file = Some(logs.to_path_buf());
-    spec.env = [
-        ("AWS_ACCESS_KEY_ID", "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{moto_port}")),
-        ("ANALYTICS_BUCKET", "lake".to_string()),
-        ("ANALYTICS_PREFIX", "analytics/".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    spec.env = testkit::function_env(&format!("http://127.0.0.1:{moto_port}"), "lake", "analytics/");
     spec
 }
 

@@ -62,16 +62,7 @@ impl World {
     }
 
     fn env(&self, prefix: &str, s3: &Server) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", "test".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-            ("AWS_ENDPOINT_URL", s3.endpoint()),
-            ("ANALYTICS_BUCKET", "lake".to_string()),
-            ("ANALYTICS_PREFIX", prefix.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        testkit::function_env(&s3.endpoint(), "lake", prefix)
     }
 
     /// Everything committed under `prefix` published by the publisher function (invoked with a

@@ -94,6 +94,21 @@ pub fn aws_command(program: impl AsRef<std::ffi::OsStr>, endpoint: &str) -> Comm
     cmd
 }
 
+/// The environment of a function (processor or publisher) under the local Lambda Runtime API
+/// whose S3 is an emulator at `endpoint`: dummy credentials and the dataset's bucket and prefix.
+pub fn function_env(endpoint: &str, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("ANALYTICS_BUCKET", bucket),
+        ("ANALYTICS_PREFIX", prefix),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// A script of this crate (testkit/scripts/).
 pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
