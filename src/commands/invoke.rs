@@ -26,7 +26,9 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         .with_context(|| format!("{} is not a Lambda Kinesis event", a.event.display()))?;
     let spec = a.function.spec(&a.output)?.context("--function is required")?;
     let lambda = LocalLambda::start(spec).await.context("cannot serve the local Lambda Runtime API")?;
-    match lambda.invoke(event).await {
+    let answer = lambda.invoke(event).await;
+    lambda.shutdown().await;
+    match answer {
         Ok(response) => {
             println!("{}", String::from_utf8_lossy(&response));
             Ok(true)

@@ -285,6 +285,13 @@ impl LocalLambda {
         Ok(Environment { child, logs })
     }
 
+    /// Stops the execution environment and waits (a little) until everything the function wrote
+    /// is in the log: a caller about to exit calls it, or the function's last lines (the ones it
+    /// logged just before its answer) could still be in the pipe when the process ends.
+    pub async fn shutdown(&self) {
+        Environment::discard(&mut *self.environment.lock().await).await;
+    }
+
     /// Invokes the function with `payload` and waits for its answer (or its timeout).
     pub async fn invoke(&self, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
         let (id, body) = self.invoke_request(payload.into()).await?;
