@@ -4,7 +4,7 @@
 //!
 //!     cargo bench --bench function -- payloads
 //!     cargo bench --bench function -- run --function target/lambda/processor \
-//!         [--peer bench/peer/bootstrap] [--invocations N] [--only PAYLOAD]
+//!         [--peer bench/peer/bootstrap] [--invocations N] [--only PAYLOAD] [--record FILE]
 //!
 //! `payloads` writes the payloads (ZSTD-compressed Lambda Kinesis events of just under 6 MB,
 //! generated from fixed seeds: run it only to change them). `run` starts a fresh function per
@@ -13,7 +13,9 @@
 //! process per invocation and its events per CPU second, and the process's peak resident memory.
 //! Every invocation goes to a shard of its own (the shard id in the event is rewritten), so that
 //! each is a first batch, never a replay of the last. With `--peer`, the Python peer
-//! (bench/peer/) runs the same payloads the same way, and a table of ratios follows.
+//! (bench/peer/) runs the same payloads the same way, and a table of ratios follows. With
+//! `--record`, the figures are also written as JSON (bench/function.json: what
+//! `orderstream cost` prices the Lambda functions' duration and logs from).
 //! `scripts/bench` builds, runs and records it all.
 
 use std::path::{Path, PathBuf};
@@ -30,7 +32,7 @@ const SHARD: &str = "shardId-000000000000";
 
 fn usage() -> ! {
     eprintln!(
-        "usage: function payloads | function run --function PATH [--peer PATH] [--invocations N] [--only NAME] | function instructions --payload NAME"
+        "usage: function payloads | function run --function PATH [--peer PATH] [--invocations N] [--only NAME] [--record FILE] | function instructions --payload NAME"
     );
     std::process::exit(2)
 }
@@ -61,7 +63,8 @@ fn main() {
                 })
             });
             let peer = flag(&args, "--peer").map(PathBuf::from);
-            run(&function, peer.as_deref(), invocations, flag(&args, "--only").as_deref());
+            let record = flag(&args, "--record").map(PathBuf::from);
+            run(&function, peer.as_deref(), invocations, flag(&args, "--only").as_deref(), record.as_deref());
         }
         _ => usage(),
     }
@@ -281,6 +284,21 @@ struct Figures {
     cpu_ms: f64,
     events_per_cpu_second: f64,
     peak_mib: f64,
+    /// What the function logged (standard output and error) per invocation, on average.
+    log_bytes: f64,
+}
+
+impl Figures {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "cpu_ms": self.cpu_ms,
+            "wall_p50_ms": self.wall_p50_ms,
+            "wall_p99_ms": self.wall_p99_ms,
+            "cold_start_ms": self.cold_ms,
+            "peak_mib": self.peak_mib,
+            "log_bytes_per_invocation": self.log_bytes,
+        })
+    }
 }
 
 /// Runs `function` on each payload, a fresh process per payload (its cold start is the answer to
@@ -334,6 +352,7 @@ fn measure(
                 cpu_ms: per_invocation * 1000.0,
                 events_per_cpu_second: p.user_records as f64 / per_invocation,
                 peak_mib: peak,
+                log_bytes: std::fs::metadata(&log).map_or(0, |m| m.len()) as f64 / (invocations + 1) as f64,
             };
             eprintln!("{name} {}: {:.0} ms a full invocation (p50)", p.name, figures.wall_p50_ms);
             figures
@@ -403,7 +422,7 @@ fn print_figures(function: &Path, payloads: &[Payload], figures: &[Figures]) {
     }
 }
 
-fn run(function: &Path, peer: Option<&Path>, invocations: usize, only: Option<&str>) {
+fn run(function: &Path, peer: Option<&Path>, invocations: usize, only: Option<&str>, record: Option<&Path>) {
     for f in std::iter::once(function).chain(peer) {
         if !f.is_file() {
             eprintln!("error: no function bootstrap at {} (scripts/bench builds it)", f.display());
@@ -419,8 +438,11 @@ fn run(function: &Path, peer: Option<&Path>, invocations: usize, only: Option<&s
     print_figures(function, &payloads, &ours);
     let staged: Vec<_> = ours.iter().map(|f| staged(&runtime, &moto, f.shards.clone())).collect();
     print_bytes(&payloads, &staged, invocations);
-    let Some(peer) = peer else { return };
-    let theirs = measure(&runtime, &moto, peer, &payloads, invocations);
+    let theirs = peer.map(|peer| measure(&runtime, &moto, peer, &payloads, invocations));
+    if let Some(path) = record {
+        write_record(path, &payloads, &staged, invocations, &ours, theirs.as_deref());
+    }
+    let (Some(peer), Some(theirs)) = (peer, theirs) else { return };
     print_figures(peer, &payloads, &theirs);
     println!("\nThe processor against the peer (how many times better):\n");
     println!("| payload | events per CPU second | wall p50 | wall p99 | peak memory | cold start |");
@@ -435,5 +457,47 @@ fn run(function: &Path, peer: Option<&Path>, invocations: usize, only: Option<&s
             b.peak_mib / a.peak_mib,
             b.cold_ms / a.cold_ms
         );
+    }
+}
+
+/// The figures as JSON, per payload: its records, the processor's (and the peer's) figures per
+/// invocation, and the Parquet bytes the processor staged per user record and table.
+fn write_record(
+    path: &Path,
+    payloads: &[Payload],
+    staged: &[std::collections::BTreeMap<String, (u64, u64)>],
+    invocations: usize,
+    ours: &[Figures],
+    theirs: Option<&[Figures]>,
+) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let mut measured = serde_json::Map::new();
+    for (i, p) in payloads.iter().enumerate() {
+        let n = (p.user_records * invocations) as f64;
+        let bytes: serde_json::Map<_, _> =
+            staged[i].iter().map(|(table, (_, b))| (table.clone(), serde_json::json!(*b as f64 / n))).collect();
+        let mut entry = serde_json::json!({
+            "user_records": p.user_records,
+            "json_bytes_per_record": p.json_bytes as f64 / p.user_records as f64,
+            "event_bytes_per_record": p.text.len() as f64 / p.user_records as f64,
+            "processor": ours[i].json(),
+            "staged_bytes_per_record": bytes,
+        });
+        if let Some(theirs) = theirs {
+            entry["peer"] = theirs[i].json();
+        }
+        measured.insert(p.name.clone(), entry);
+    }
+    let doc = serde_json::json!({
+        "measured": model::format_millis(model::now_ms())[..10],
+        "by": format!("cargo bench --bench function -- run --invocations {invocations} (scripts/bench)"),
+        "machine": format!("{} vCPUs of {}", std::thread::available_parallelism().map_or(0, |n| n.get()), model.unwrap_or("an unknown CPU")),
+        "payloads": measured,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("JSON") + "\n";
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        std::process::exit(1)
     }
 }

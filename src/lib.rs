@@ -1,6 +1,7 @@
 //! The local side of the pipeline, around the shared handler:
 //!
 //! - [`commands`]: the command line, one module a command (`main.rs` only parses and dispatches);
+//! - [`cost`]: what a deployment costs a month, beside Firehose and a Python Lambda;
 //! - [`sources`]: shards to read: the embedded stream with Kinesis semantics, a real stream;
 //! - [`lambda`]: Lambda emulated: the Runtime API, the event source mapping, on-failure records;
 //! - [`pipeline`]: the main job's wiring (producer, embedded stream, mapping, handler);
@@ -10,6 +11,7 @@
 //! - [`faults`]: stores that crash or fail on purpose, for tests.
 
 pub mod commands;
+pub mod cost;
 pub mod dashboard;
 pub mod faults;
 pub mod input;

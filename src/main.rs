@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use orderstream::commands::{consume, invoke, main_job, process, publish, repair, replay};
+use orderstream::commands::{consume, cost, invoke, main_job, process, publish, repair, replay};
 
 #[derive(Parser)]
 #[command(name = "orderstream", version, about = "Streaming order analytics on Kinesis, on one machine")]
@@ -41,6 +41,9 @@ enum Command {
     /// Rebuild a shard's state (head.json, a checkpoint: the de-duplication window and the
     /// replayed ranges) from its commit records.
     Repair(repair::Args),
+    /// What a deployment costs a month at a rate or a daily curve (AWS list prices, the
+    /// functions' measured CPU time), beside Amazon Data Firehose and a Python Lambda.
+    Cost(cost::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -53,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Some(Command::Replay(a)) => replay::run(a).await,
         Some(Command::Publish(a)) => publish::run(a).await,
         Some(Command::Repair(a)) => repair::run(a).await,
+        Some(Command::Cost(a)) => cost::run(a).await,
     }
 }
 

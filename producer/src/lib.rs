@@ -19,5 +19,5 @@ mod storefront;
 pub mod truth;
 
 pub use json::{push_timestamp, write_event, Anonymous, Overrides};
-pub use storefront::{Config, Faults, Generated, Kind, Storefront};
+pub use storefront::{daily_level, Config, Faults, Generated, Kind, Storefront, FLASH_SALE_LEVEL};
 pub use truth::{Exact, Truth, TruthManifest};

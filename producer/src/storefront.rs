@@ -23,6 +23,16 @@ pub struct Faults {
     pub late_rate: f64,
 }
 
+/// The daily curve's traffic level at `ms` (UTC milliseconds) against the peak: 1 at 19:00, a
+/// quarter at 07:00, a cosine between (0.625 over a day).
+pub fn daily_level(ms: f64) -> f64 {
+    let hour = ms.rem_euclid(DAY_MS) / 3_600_000.0;
+    0.25 + 0.75 * (1.0 + ((hour - 19.0) * std::f64::consts::TAU / 24.0).cos()) / 2.0
+}
+
+/// How many times the traffic a flash sale brings.
+pub const FLASH_SALE_LEVEL: f64 = 3.0;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub seed: u64,
@@ -181,11 +191,10 @@ impl Storefront {
     fn tick(&mut self) {
         let mut level = 1.0;
         if self.cfg.daily_curve {
-            let hour = (self.clock_ms.rem_euclid(DAY_MS)) / 3_600_000.0;
-            level = 0.25 + 0.75 * (1.0 + ((hour - 19.0) * std::f64::consts::TAU / 24.0).cos()) / 2.0;
+            level = daily_level(self.clock_ms);
         }
         if self.in_flash_sale() {
-            level *= 3.0;
+            level *= FLASH_SALE_LEVEL;
         }
         self.clock_ms += 1000.0 / (self.cfg.events_per_second.max(1e-3) * level);
     }

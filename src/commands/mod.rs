@@ -3,6 +3,7 @@
 //! commands live here.
 
 pub mod consume;
+pub mod cost;
 pub mod invoke;
 pub mod main_job;
 pub mod process;
