@@ -63,6 +63,7 @@ fn impossible_inputs_get_one_line_and_a_failure() {
         (vec!["--rate", "900000"], "above the account's quota of 500"),
         (vec!["--rate", "10", "--record-bytes", "2000000"], "Kinesis takes records of 1 to 1,048,576 bytes"),
         (vec!["--rate", "0"], "is not a number > 0"),
+        (vec!["--rate", "10", "--kpl-records", "10000"], "KPL aggregates of 10000 records of 240 bytes are"),
         (vec!["--rate", "10", "--payload", "nothing"], "no measured payload \"nothing\""),
         (vec!["--rate", "10", "--prices", "/nonexistent/prices.json"], "cannot read /nonexistent/prices.json"),
         (vec![], "--rate <RATE>|--daily-peak <DAILY_PEAK>"),

@@ -27,6 +27,9 @@ pub struct Args {
     /// Bytes of a record's data [default: the measured payload's average].
     #[arg(long, value_parser = positive)]
     record_bytes: Option<f64>,
+    /// User records per Kinesis record: the producers aggregate this many with the KPL (1: none).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    kpl_records: u32,
     /// Provisioned shards [default: the fewest that carry the peak minute with --headroom].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     shards: Option<u32>,
@@ -84,9 +87,10 @@ pub struct Args {
     /// The Python Lambda's memory in MB.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=10240))]
     peer_memory_mb: u32,
-    /// The measured payload whose CPU time per record prices the functions (bench/function.json).
-    #[arg(long, default_value = "storefront")]
-    payload: String,
+    /// The measured payload whose CPU time per record prices the functions (bench/function.json)
+    /// [default: storefront, or kpl with --kpl-records].
+    #[arg(long)]
+    payload: Option<String>,
     /// A price list in the format of the built-in one (src/cost/prices-us-east-1.json).
     #[arg(long)]
     prices: Option<PathBuf>,
@@ -117,7 +121,8 @@ fn share(s: &str) -> Result<f64, String> {
 pub async fn run(a: Args) -> anyhow::Result<bool> {
     let prices = Prices::load(a.prices.as_deref()).map_err(anyhow::Error::msg)?;
     let measured = Measured::recorded();
-    let (payload, peer) = measured.payload(&a.payload).map_err(anyhow::Error::msg)?;
+    let payload_name = a.payload.clone().unwrap_or_else(|| if a.kpl_records > 1 { "kpl" } else { "storefront" }.into());
+    let (payload, peer) = measured.payload(&payload_name).map_err(anyhow::Error::msg)?;
     let demand = match (a.rate, a.daily_peak) {
         (Some(rate), _) => Demand::flat(rate),
         (None, Some(peak)) => Demand::daily(peak, a.flash_sale_every, a.flash_sale_minutes),
@@ -126,6 +131,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     let settings = Settings {
         demand,
         record_bytes: a.record_bytes.unwrap_or(payload.json_bytes_per_record),
+        kpl_records: f64::from(a.kpl_records),
         stream: if a.on_demand { StreamMode::OnDemand } else { StreamMode::Provisioned(a.shards) },
         headroom: a.headroom,
         max_shards: a.max_shards,
@@ -150,7 +156,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&estimate)?);
     } else {
-        print!("{}", report(&estimate, &settings, &prices, &measured, &a.payload));
+        print!("{}", report(&estimate, &settings, &prices, &measured, &payload_name));
     }
     Ok(true)
 }
@@ -169,13 +175,16 @@ const SERVICES: [&str; 8] = [
 fn report(e: &Estimate, s: &Settings, prices: &Prices, measured: &Measured, payload: &str) -> String {
     use std::fmt::Write;
     let mut out = String::new();
+    let aggregated =
+        if s.kpl_records > 1.0 { format!(" in KPL aggregates of {}", s.kpl_records) } else { String::new() };
     let stream = match s.stream {
         StreamMode::OnDemand => format!("an on-demand stream (about {} shards)", e.shards),
+        StreamMode::Provisioned(_) if e.shards == 1 => "1 provisioned shard".to_string(),
         StreamMode::Provisioned(_) => format!("{} provisioned shards", e.shards),
     };
     let _ = writeln!(
         out,
-        "{:.0} records/s on average, {:.0} at the peak minute, {:.0} bytes each: {:.1} billion records a month on {stream}.\n",
+        "{:.0} records/s on average, {:.0} at the peak minute, {:.0} bytes each{aggregated}: {:.1} billion records a month on {stream}.\n",
         e.mean_rate,
         e.peak_rate,
         s.record_bytes,

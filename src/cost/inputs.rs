@@ -165,8 +165,6 @@ pub struct Measured {
 pub struct PayloadFigures {
     pub user_records: f64,
     pub json_bytes_per_record: f64,
-    /// The Lambda event's bytes per record (the base64 data and its fields).
-    pub event_bytes_per_record: f64,
     pub processor: FunctionFigures,
     pub peer: Option<FunctionFigures>,
     pub staged_bytes_per_record: BTreeMap<String, f64>,

@@ -33,6 +33,13 @@ const PAYLOAD_LIMIT_BYTES: f64 = 6_291_456.0;
 /// Sequential S3 round trips of a processor invocation: the staged files (in parallel), the
 /// commit record, `head.json` (docs/exactly-once.md, "Cost per batch").
 const S3_ROUND_TRIPS_PER_BATCH: f64 = 3.0;
+/// A Lambda Kinesis event's fields per record besides its base64 data (the bench payloads: 852
+/// bytes an event record holding 239 bytes of data, 320 in base64; checked by a test).
+const LAMBDA_EVENT_FIELDS_BYTES: f64 = 532.0;
+/// A KPL aggregate's bytes besides its user records' data: its magic number, MD5 and a
+/// partition key table of one key; and per user record, its protobuf framing.
+const KPL_AGGREGATE_OVERHEAD_BYTES: f64 = 60.0;
+const KPL_USER_RECORD_OVERHEAD_BYTES: f64 = 8.0;
 /// What Lambda itself logs per invocation (its START, END and REPORT lines).
 const PLATFORM_LOG_BYTES: f64 = 300.0;
 /// What the publisher logs per round: its EMF line and a log line.
@@ -109,6 +116,8 @@ pub struct Settings {
     pub demand: Demand,
     /// Bytes of a record's data.
     pub record_bytes: f64,
+    /// User records per Kinesis record (KPL aggregation; 1: none).
+    pub kpl_records: f64,
     pub stream: StreamMode,
     /// Capacity over the peak minute when the shard count is derived.
     pub headroom: f64,
@@ -178,8 +187,10 @@ pub struct Estimate {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CostError {
-    #[error("a record of {0} bytes: Kinesis takes records of 1 to 1,048,576 bytes")]
+    #[error("a record of {0:.0} bytes: Kinesis takes records of 1 to 1,048,576 bytes")]
     RecordSize(f64),
+    #[error("KPL aggregates of {records} records of {bytes:.0} bytes are {aggregate:.0} bytes: Kinesis takes records of at most 1,048,576 bytes")]
+    AggregateSize { records: f64, bytes: f64, aggregate: f64 },
     #[error("no traffic: the rate is 0 all day")]
     NoTraffic,
     #[error("{shards} shards carry at most {capacity:.0} records/s of {bytes:.0} bytes; the peak minute has {peak:.0}: use --shards {needed} or more, or --on-demand")]
@@ -198,6 +209,29 @@ pub fn shards_for(rate: f64, bytes: f64, headroom: f64) -> u32 {
     ((load * headroom) - 1e-9).ceil().max(1.0) as u32
 }
 
+/// Bytes of a Kinesis record: a user record, or a KPL aggregate of `kpl_records` of them.
+fn kinesis_record_bytes(s: &Settings) -> f64 {
+    if s.kpl_records > 1.0 {
+        KPL_AGGREGATE_OVERHEAD_BYTES + s.kpl_records * (s.record_bytes + KPL_USER_RECORD_OVERHEAD_BYTES)
+    } else {
+        s.record_bytes
+    }
+}
+
+/// Kinesis records per invocation and invocations per second of each of `shards` shards at
+/// `rate` user records/s: the event source mapping waits the batching window (and polls a
+/// shard once a second) for up to the batch size, within Lambda's 6 MB event.
+fn batches(s: &Settings, shards: u32, rate: f64) -> Option<(f64, f64)> {
+    let per_shard = rate / s.kpl_records / f64::from(shards);
+    if per_shard <= 0.0 {
+        return None;
+    }
+    let event_bytes = base64_len(kinesis_record_bytes(s)) + LAMBDA_EVENT_FIELDS_BYTES;
+    let cap = (PAYLOAD_LIMIT_BYTES / event_bytes).floor().max(1.0);
+    let batch = s.batch_size.min((per_shard * s.batching_window_s.max(1.0)).max(1.0)).min(cap);
+    Some((batch, per_shard / batch))
+}
+
 /// What a processor costs over a day on `shards` shards: invocations, GB-seconds, log bytes and
 /// the largest share of a shard's time it is busy (above 1 it cannot keep up).
 struct FunctionDay {
@@ -208,16 +242,8 @@ struct FunctionDay {
     records_per_invocation_at_peak: f64,
 }
 
-fn function_day(
-    s: &Settings,
-    shards: u32,
-    us_per_record: f64,
-    memory_mb: f64,
-    log_bytes: f64,
-    event_bytes: f64,
-) -> FunctionDay {
+fn function_day(s: &Settings, shards: u32, us_per_record: f64, memory_mb: f64, log_bytes: f64) -> FunctionDay {
     let share = (memory_mb / MB_PER_VCPU).min(1.0);
-    let payload_cap = (PAYLOAD_LIMIT_BYTES / event_bytes).floor().max(1.0);
     let mut day = FunctionDay {
         invocations: 0.0,
         gb_seconds: 0.0,
@@ -227,13 +253,9 @@ fn function_day(
     };
     let peak = s.demand.peak();
     for &rate in &s.demand.per_minute {
-        let per_shard = rate / f64::from(shards);
-        if per_shard <= 0.0 {
-            continue;
-        }
-        let batch = s.batch_size.min((per_shard * s.batching_window_s.max(1.0)).max(1.0)).min(payload_cap);
-        let per_second = per_shard / batch;
-        let duration = batch * us_per_record / 1e6 / share + S3_ROUND_TRIPS_PER_BATCH * s.s3_latency_ms / 1000.0;
+        let Some((batch, per_second)) = batches(s, shards, rate) else { continue };
+        let user_records = batch * s.kpl_records;
+        let duration = user_records * us_per_record / 1e6 / share + S3_ROUND_TRIPS_PER_BATCH * s.s3_latency_ms / 1000.0;
         let billed = (duration * 1000.0).ceil() / 1000.0;
         let invocations = per_second * 60.0 * f64::from(shards);
         day.invocations += invocations;
@@ -241,7 +263,7 @@ fn function_day(
         day.log_bytes += invocations * (log_bytes + PLATFORM_LOG_BYTES);
         day.busiest = day.busiest.max(per_second * duration);
         if rate == peak {
-            day.records_per_invocation_at_peak = batch;
+            day.records_per_invocation_at_peak = user_records;
         }
     }
     day
@@ -257,6 +279,10 @@ fn gb_second_price(p: &Prices, a: Architecture) -> f64 {
 fn check(s: &Settings) -> Result<(), CostError> {
     if !(s.record_bytes >= 1.0 && s.record_bytes <= MAX_RECORD_BYTES) {
         return Err(CostError::RecordSize(s.record_bytes));
+    }
+    let aggregate = kinesis_record_bytes(s);
+    if aggregate > MAX_RECORD_BYTES {
+        return Err(CostError::AggregateSize { records: s.kpl_records, bytes: s.record_bytes, aggregate });
     }
     if s.demand.peak() <= 0.0 {
         return Err(CostError::NoTraffic);
@@ -278,7 +304,8 @@ pub fn estimate(
     peer: &FunctionFigures,
 ) -> Result<Estimate, CostError> {
     check(s)?;
-    let (peak, bytes) = (s.demand.peak(), s.record_bytes);
+    // The stream sees Kinesis records: the user records, or their KPL aggregates.
+    let (peak, bytes) = (s.demand.peak() / s.kpl_records, kinesis_record_bytes(s));
     let needed = shards_for(peak, bytes, s.headroom);
     let shards = match s.stream {
         StreamMode::Provisioned(Some(n)) => {
@@ -308,7 +335,8 @@ pub fn estimate(
     let records_day = s.demand.records_per_day();
     let month = |per_day: f64| per_day * DAYS_PER_MONTH;
     let records_month = month(records_day);
-    let gb_in_month = records_month * bytes / GB;
+    let kinesis_records_month = records_month / s.kpl_records;
+    let gb_in_month = kinesis_records_month * bytes / GB;
 
     // The stream: the same for every choice.
     let k = &prices.kinesis;
@@ -322,7 +350,7 @@ pub fn estimate(
                 detail: format!("{shards} shards x {HOURS_PER_MONTH} h"),
                 monthly: f64::from(shards) * HOURS_PER_MONTH * k.provisioned_shard_hour,
             });
-            let units = records_month * (bytes / k.put_payload_unit_bytes).ceil();
+            let units = kinesis_records_month * (bytes / k.put_payload_unit_bytes).ceil();
             stream.push(Line {
                 service: "Kinesis",
                 detail: format!("{:.0} million PUT payload units", units / 1e6),
@@ -337,9 +365,10 @@ pub fn estimate(
             }
         }
         StreamMode::OnDemand => {
-            let billed_gb =
-                records_month * (bytes / k.on_demand_record_rounding_bytes).ceil() * k.on_demand_record_rounding_bytes
-                    / GB;
+            let billed_gb = kinesis_records_month
+                * (bytes / k.on_demand_record_rounding_bytes).ceil()
+                * k.on_demand_record_rounding_bytes
+                / GB;
             stream.push(Line {
                 service: "Kinesis",
                 detail: format!(
@@ -369,7 +398,6 @@ pub fn estimate(
 
     let staged_per_record: f64 = payload.staged_bytes_per_record.values().sum();
     let events_per_record = payload.staged_bytes_per_record.get("events").copied().unwrap_or(0.0);
-    let event_bytes = base64_len(bytes) + event_envelope(payload);
     let athena = athena_line(s, prices, records_day, events_per_record);
 
     // Ours: the processor, the publisher, their S3 requests and storage, CloudWatch.
@@ -379,7 +407,6 @@ pub fn estimate(
         payload.processor.cpu_ms * 1000.0 / payload.user_records,
         s.memory_mb,
         payload.processor.log_bytes_per_invocation,
-        event_bytes,
     );
     let lambda_line = |name: &str, day: &FunctionDay, memory: f64| Line {
         service: "Lambda processor",
@@ -405,13 +432,8 @@ pub fn estimate(
         let mb = rate * staged_per_record * s.publish_interval_s / groups / 1e6;
         let duration = (rounds_per_invocation - 1.0) * s.publish_interval_s + round_s(mb);
         publisher_gb_s += groups * duration.min(s.publisher_timeout_s) * s.publisher_memory_mb / 1024.0;
-        let commits_per_round = if rate > 0.0 {
-            let per_shard = rate / f64::from(shards);
-            let batch = s.batch_size.min((per_shard * s.batching_window_s.max(1.0)).max(1.0));
-            per_shard / batch * s.publish_interval_s * shards_per_group
-        } else {
-            0.0
-        };
+        let commits_per_round = batches(s, shards, rate)
+            .map_or(0.0, |(_, per_second)| per_second * s.publish_interval_s * shards_per_group);
         let rounds = groups * 60.0 / s.publish_interval_s;
         // A round that takes commits: outputs PUT and COPY, the round record, head.json, 2 LISTs;
         // reads a head per shard, the commit records and the inputs.
@@ -495,7 +517,6 @@ pub fn estimate(
         s.peer_memory_mb,
         // The same pipeline logs the same metrics.
         payload.processor.log_bytes_per_invocation,
-        event_bytes,
     );
     let mut peer_notes = vec!["the processor only: the same publisher, requests, tables, logs and metrics".to_string()];
     if peer_fn.busiest > 1.0 {
@@ -528,7 +549,7 @@ pub fn estimate(
     // Parquet, partitioned by hour; one file per buffer.
     let f = &prices.firehose;
     let billed_gb =
-        records_month * (bytes / f.ingest_record_rounding_bytes).ceil() * f.ingest_record_rounding_bytes / GB;
+        kinesis_records_month * (bytes / f.ingest_record_rounding_bytes).ceil() * f.ingest_record_rounding_bytes / GB;
     let per_hour_bytes = gb_in_month * GB / HOURS_PER_MONTH;
     let objects =
         HOURS_PER_MONTH * (per_hour_bytes / FIREHOSE_BUFFER_BYTES).ceil().max(3600.0 / FIREHOSE_BUFFER_SECONDS);
@@ -561,16 +582,10 @@ pub fn estimate(
     Ok(Estimate {
         shards,
         mean_rate: s.demand.mean(),
-        peak_rate: peak,
+        peak_rate: s.demand.peak(),
         records_per_month: records_month,
         choices: vec![ours, python, firehose],
     })
-}
-
-/// A Kinesis event's bytes per record besides the base64 of its data (its JSON fields), from
-/// the measured payload.
-fn event_envelope(payload: &PayloadFigures) -> f64 {
-    (payload.event_bytes_per_record - base64_len(payload.json_bytes_per_record)).max(0.0)
 }
 
 /// The length of `bytes` bytes in base64.
@@ -605,7 +620,7 @@ mod tests {
         FunctionFigures { cpu_ms, wall_p50_ms: 0.0, peak_mib: 40.0, log_bytes_per_invocation: 700.0 }
     }
 
-    /// 1,000 records of 240 bytes in a 600 KB event; 10 ms of CPU for the processor (10 µs a
+    /// 1,000 records of 240 bytes; 10 ms of CPU for the processor (10 µs a
     /// record), 100 ms for the peer.
     fn payload() -> PayloadFigures {
         let staged = [
@@ -618,7 +633,6 @@ mod tests {
         PayloadFigures {
             user_records: 1000.0,
             json_bytes_per_record: 240.0,
-            event_bytes_per_record: 600.0,
             processor: figures(10.0),
             peer: Some(figures(100.0)),
             staged_bytes_per_record: staged.iter().map(|(t, b)| (t.to_string(), *b)).collect::<BTreeMap<_, _>>(),
@@ -629,6 +643,7 @@ mod tests {
         Settings {
             demand,
             record_bytes: 240.0,
+            kpl_records: 1.0,
             stream: StreamMode::Provisioned(None),
             headroom: 1.0,
             max_shards: 500,
@@ -780,5 +795,35 @@ mod tests {
         std::fs::write(&path, "{}").unwrap();
         assert!(Prices::load(Some(&path)).unwrap_err().contains("is not a price list"));
         assert!(Prices::load(Some(&dir.path().join("none.json"))).unwrap_err().contains("cannot read"));
+    }
+
+    #[test]
+    fn kpl_aggregates_are_the_streams_records() {
+        // 10,000 records/s in aggregates of 100: 100 Kinesis records/s of 24,860 bytes, one PUT
+        // payload unit each; 2.4 MiB/s need 3 shards.
+        let mut s = settings(Demand::flat(10_000.0));
+        s.kpl_records = 100.0;
+        let e = run(&s).unwrap();
+        assert_eq!(e.shards, 3);
+        let ours = &e.choices[0];
+        let units = ours.lines.iter().find(|l| l.detail.contains("PUT payload units")).unwrap();
+        assert!(close(units.monthly, e.records_per_month / 100.0 / 1e6 * 0.014), "{units:?}");
+        // A 5 s window gathers 167 aggregates of a shard (16,667 records); 10 s would gather 333,
+        // but 6 MB of event hold 186 (33,680 bytes each in base64 with their fields).
+        assert!(ours.lines.iter().any(|l| l.detail.contains("16667 records each at the peak")), "{:?}", ours.lines);
+        s.batching_window_s = 10.0;
+        let e = run(&s).unwrap();
+        assert!(e.choices[0].lines.iter().any(|l| l.detail.contains("18600 records each at the peak")));
+        s.kpl_records = 5000.0;
+        assert!(matches!(run(&s).unwrap_err(), CostError::AggregateSize { .. }));
+    }
+
+    #[test]
+    fn the_lambda_event_fields_are_the_measured_payloads() {
+        let measured: serde_json::Value = serde_json::from_str(inputs::MEASURED).unwrap();
+        let p = &measured["payloads"]["storefront"];
+        let fields =
+            p["event_bytes_per_record"].as_f64().unwrap() - base64_len(p["json_bytes_per_record"].as_f64().unwrap());
+        assert!((fields - LAMBDA_EVENT_FIELDS_BYTES).abs() < 0.05 * LAMBDA_EVENT_FIELDS_BYTES, "{fields}");
     }
 }
