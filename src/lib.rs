@@ -2,6 +2,7 @@
 //!
 //! - [`commands`]: the command line, one module a command (`main.rs` only parses and dispatches);
 //! - [`cost`]: what a deployment costs a month, beside Firehose and a Python Lambda;
+//! - [`plan`]: shards per hour from a forecast of the stream's history;
 //! - [`sources`]: shards to read: the embedded stream with Kinesis semantics, a real stream;
 //! - [`lambda`]: Lambda emulated: the Runtime API, the event source mapping, on-failure records;
 //! - [`pipeline`]: the main job's wiring (producer, embedded stream, mapping, handler);
@@ -17,6 +18,7 @@ pub mod faults;
 pub mod input;
 pub mod lambda;
 pub mod pipeline;
+pub mod plan;
 pub mod publishing;
 pub mod replay;
 pub mod sources;

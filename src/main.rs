@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use orderstream::commands::{consume, cost, invoke, main_job, process, publish, repair, replay};
+use orderstream::commands::{consume, cost, invoke, main_job, plan, process, publish, repair, replay};
 
 #[derive(Parser)]
 #[command(name = "orderstream", version, about = "Streaming order analytics on Kinesis, on one machine")]
@@ -44,6 +44,9 @@ enum Command {
     /// What a deployment costs a month at a rate or a daily curve (AWS list prices, the
     /// functions' measured CPU time), beside Amazon Data Firehose and a Python Lambda.
     Cost(cost::Args),
+    /// Forecast the stream's traffic from its history (the datasets, or a CSV) and plan its
+    /// shards hour by hour: the table, a chart, the UpdateShardCount calls, the costs.
+    Plan(plan::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -57,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Some(Command::Publish(a)) => publish::run(a).await,
         Some(Command::Repair(a)) => repair::run(a).await,
         Some(Command::Cost(a)) => cost::run(a).await,
+        Some(Command::Plan(a)) => plan::run(a).await,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod consume;
 pub mod cost;
 pub mod invoke;
 pub mod main_job;
+pub mod plan;
 pub mod process;
 pub mod publish;
 pub mod repair;

@@ -209,12 +209,13 @@ pub fn shards_for(rate: f64, bytes: f64, headroom: f64) -> u32 {
     ((load * headroom) - 1e-9).ceil().max(1.0) as u32
 }
 
-/// Bytes of a Kinesis record: a user record, or a KPL aggregate of `kpl_records` of them.
-fn kinesis_record_bytes(s: &Settings) -> f64 {
-    if s.kpl_records > 1.0 {
-        KPL_AGGREGATE_OVERHEAD_BYTES + s.kpl_records * (s.record_bytes + KPL_USER_RECORD_OVERHEAD_BYTES)
+/// Bytes of a Kinesis record: a user record of `record_bytes`, or a KPL aggregate of
+/// `kpl_records` of them.
+pub fn kinesis_record_bytes(record_bytes: f64, kpl_records: f64) -> f64 {
+    if kpl_records > 1.0 {
+        KPL_AGGREGATE_OVERHEAD_BYTES + kpl_records * (record_bytes + KPL_USER_RECORD_OVERHEAD_BYTES)
     } else {
-        s.record_bytes
+        record_bytes
     }
 }
 
@@ -226,7 +227,7 @@ fn batches(s: &Settings, shards: u32, rate: f64) -> Option<(f64, f64)> {
     if per_shard <= 0.0 {
         return None;
     }
-    let event_bytes = base64_len(kinesis_record_bytes(s)) + LAMBDA_EVENT_FIELDS_BYTES;
+    let event_bytes = base64_len(kinesis_record_bytes(s.record_bytes, s.kpl_records)) + LAMBDA_EVENT_FIELDS_BYTES;
     let cap = (PAYLOAD_LIMIT_BYTES / event_bytes).floor().max(1.0);
     let batch = s.batch_size.min((per_shard * s.batching_window_s.max(1.0)).max(1.0)).min(cap);
     Some((batch, per_shard / batch))
@@ -280,7 +281,7 @@ fn check(s: &Settings) -> Result<(), CostError> {
     if !(s.record_bytes >= 1.0 && s.record_bytes <= MAX_RECORD_BYTES) {
         return Err(CostError::RecordSize(s.record_bytes));
     }
-    let aggregate = kinesis_record_bytes(s);
+    let aggregate = kinesis_record_bytes(s.record_bytes, s.kpl_records);
     if aggregate > MAX_RECORD_BYTES {
         return Err(CostError::AggregateSize { records: s.kpl_records, bytes: s.record_bytes, aggregate });
     }
@@ -305,7 +306,7 @@ pub fn estimate(
 ) -> Result<Estimate, CostError> {
     check(s)?;
     // The stream sees Kinesis records: the user records, or their KPL aggregates.
-    let (peak, bytes) = (s.demand.peak() / s.kpl_records, kinesis_record_bytes(s));
+    let (peak, bytes) = (s.demand.peak() / s.kpl_records, kinesis_record_bytes(s.record_bytes, s.kpl_records));
     let needed = shards_for(peak, bytes, s.headroom);
     let shards = match s.stream {
         StreamMode::Provisioned(Some(n)) => {
