@@ -92,6 +92,16 @@ fn a_held_out_day_is_forecast_within_15_percent_an_hour_and_never_throttled() {
     let (v, shards) = plan_held_out_day(&scaled, dir.path());
     assert_eq!(v["history"]["days"], 14);
     check("the producer's days", &v, &shards);
+    // The partition strategies at the busiest minute: even keys need the planned peak or a
+    // shard more; a shard weighted twice the others needs about twice the shards.
+    let skew = |name: &str| {
+        let s = v["skew"].as_array().unwrap().iter().find(|s| s["strategy"] == name).unwrap().clone();
+        s["shards"].as_u64().unwrap()
+    };
+    let peak = *shards.iter().max().unwrap();
+    assert_eq!(skew("round-robin"), peak);
+    assert!(skew("random") <= peak + 1 && skew("session") <= peak + 3, "{}", v["skew"]);
+    assert!(skew("weighted") > peak * 3 / 2, "{}", v["skew"]);
     let calls: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("calls.json")).unwrap()).unwrap();
     let calls = calls.as_array().unwrap();

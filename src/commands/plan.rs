@@ -41,6 +41,13 @@ pub struct Args {
     /// Minutes before an hour that a rise is asked for.
     #[arg(long, default_value_t = 15)]
     lead_minutes: u32,
+    /// Visitors browsing at once, for the shard skew of the session strategy (the producer's
+    /// --sessions).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    sessions: u64,
+    /// The weighted strategy's hot shard: its weight against the others' 1.
+    #[arg(long, default_value_t = 2.0, value_parser = positive)]
+    hot_shard_weight: f64,
     /// Write the chart (SVG) here.
     #[arg(long)]
     chart: Option<PathBuf>,
@@ -104,6 +111,16 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     let current = settings.shards(last_hour, settings.headroom);
     let the_plan = plan::plan(&forecast, Some(current), &settings);
     let costs = plan::stream_costs(&the_plan, &forecast, &settings, &prices);
+    let busiest = the_plan.hours.iter().max_by(|a, b| a.peak_rate.total_cmp(&b.peak_rate)).expect("a day has hours");
+    let keys = plan::skew::sample_sessions(a.sessions as usize, 1);
+    let skew = plan::skew::report(
+        &keys,
+        busiest.peak_rate,
+        busiest.needed,
+        settings.per_shard(),
+        settings.headroom,
+        a.hot_shard_weight,
+    );
     let checked = actual
         .as_ref()
         .map(|held| (plan::hourly_mape(&forecast, held), plan::throttled_minutes(&the_plan, held, &settings)));
@@ -125,13 +142,36 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
             "history": {"source": source, "days": train.days()},
             "plan": the_plan,
             "costs": costs,
+            "skew": skew,
             "check": checked.map(|(mape, throttled)| serde_json::json!({"hourly_mape": mape, "throttled_minutes": throttled})),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", report(&model, &train, &the_plan, &costs, checked, &source, days, &prices));
+        print!("{}", skew_table(&skew, busiest));
     }
     Ok(true)
+}
+
+fn skew_table(skew: &[plan::skew::Skew], busiest: &plan::HourPlan) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "\nShard skew at the busiest minute ({:.0} records/s; the plan assumes keys spread evenly over {} shards):\n\n",
+        busiest.peak_rate, busiest.needed
+    );
+    let _ = writeln!(out, "| partition strategy | busiest shard's share | shards the peak needs |");
+    let _ = writeln!(out, "|---|---:|---:|");
+    for s in skew {
+        let needs = s.shards.map_or("none carries it (one shard takes too much)".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "| {} | {:.1}% (even: {:.1}%) | {needs} |",
+            s.strategy,
+            100.0 * s.hottest_share,
+            100.0 / f64::from(busiest.needed)
+        );
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]

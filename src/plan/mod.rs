@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod forecast;
 pub mod schedule;
+pub mod skew;
 
 use std::collections::BTreeMap;
 
