@@ -480,71 +480,49 @@ pub fn estimate(
         + publisher::metrics::ROUND_METRICS.len() as f64 * groups;
     let alarms = PROCESSOR_ALARMS + PUBLISHER_ALARMS_PER_GROUP * groups;
     let publisher_logs = groups * 1440.0 * (rounds_per_invocation * PUBLISHER_LOG_BYTES_PER_ROUND + PLATFORM_LOG_BYTES);
-    let mut notes = Vec::new();
-    if ours_fn.busiest > 1.0 {
-        notes.push(format!(
-            "the processor needs {:.1} s per second of a shard at the peak: it falls behind (more memory, or bigger batches)",
-            ours_fn.busiest
-        ));
-    }
-    if round_s(staged_mb_per_round_max) > s.publish_interval_s {
-        notes.push(format!(
+    let round_note = (round_s(staged_mb_per_round_max) > s.publish_interval_s).then(|| {
+        format!(
             "a publisher round takes {:.1} s at the peak, more than the interval: add publisher groups",
             round_s(staged_mb_per_round_max)
-        ));
-    }
-    let ours = Choice {
-        name: "orderstream",
-        lines: [
+        )
+    });
+    // The pipeline with a processor whose figures are `f` and whose day is `day`: everything
+    // but the processor is the same, its logs and metrics included.
+    let pipeline = |name: &'static str, language: &str, day: &FunctionDay, f: &FunctionFigures, memory: f64| {
+        let mut notes: Vec<String> = round_note.iter().cloned().collect();
+        if day.busiest > 1.0 {
+            notes.push(format!(
+                "the processor needs {:.1} s per second of a shard at the peak: it falls behind (more memory, or bigger batches)",
+                day.busiest
+            ));
+        }
+        if f.peak_mib > memory {
+            notes.push(format!("the processor peaked at {:.0} MiB, above its {memory:.0} MB", f.peak_mib));
+        }
+        let lines = [
             stream.clone(),
             vec![
-                lambda_line("Rust", &ours_fn, s.memory_mb),
+                lambda_line(language, day, memory),
                 publisher_line.clone(),
                 s3_requests(batch_put + put, get),
                 storage(stored_gb, "the five tables"),
                 athena.clone(),
-                cloudwatch(ours_fn.log_bytes + publisher_logs, metrics, alarms),
+                cloudwatch(day.log_bytes + publisher_logs, metrics, alarms),
             ],
         ]
-        .concat(),
-        notes,
+        .concat();
+        Choice { name, lines, notes }
     };
-
-    // The same pipeline with the processor written in Python (bench/peer/).
+    let ours = pipeline("orderstream", "Rust", &ours_fn, &payload.processor, s.memory_mb);
+    // The same pipeline with the processor written in Python (bench/peer/), logging the same.
     let peer_fn = function_day(
         s,
         shards,
         peer.cpu_ms * 1000.0 / payload.user_records,
         s.peer_memory_mb,
-        // The same pipeline logs the same metrics.
         payload.processor.log_bytes_per_invocation,
     );
-    let mut peer_notes = vec!["the processor only: the same publisher, requests, tables, logs and metrics".to_string()];
-    if peer_fn.busiest > 1.0 {
-        peer_notes.push(format!(
-            "it needs {:.1} s per second of a shard at the peak: it falls behind (more memory, or bigger batches)",
-            peer_fn.busiest
-        ));
-    }
-    if peer.peak_mib > s.peer_memory_mb {
-        peer_notes.push(format!("it peaked at {:.0} MiB, above its {} MB", peer.peak_mib, s.peer_memory_mb));
-    }
-    let python = Choice {
-        name: "Python Lambda",
-        lines: [
-            stream.clone(),
-            vec![
-                lambda_line("Python", &peer_fn, s.peer_memory_mb),
-                publisher_line,
-                s3_requests(batch_put + put, get),
-                storage(stored_gb, "the five tables"),
-                athena.clone(),
-                cloudwatch(peer_fn.log_bytes + publisher_logs, metrics, alarms),
-            ],
-        ]
-        .concat(),
-        notes: peer_notes,
-    };
+    let python = pipeline("Python Lambda", "Python", &peer_fn, peer, s.peer_memory_mb);
 
     // Amazon Data Firehose reading the stream: records billed in 5 KB steps, converted to
     // Parquet, partitioned by hour; one file per buffer.
