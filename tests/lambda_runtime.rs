@@ -45,7 +45,10 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
         let pid = lambda.pid().await.expect("the function keeps running between invocations");
         let second = lambda.invoke_with_metrics(big, wait).await.expect("a response");
         assert_eq!(lambda.pid().await, Some(pid), "one warm execution environment");
-        ([first, second], peak_rss_kib(pid))
+        let peak = peak_rss_kib(pid);
+        // Everything the function wrote is in the log file before it is read.
+        lambda.shutdown().await;
+        ([first, second], peak)
     });
     let logs = std::fs::read_to_string(&log_file).unwrap();
     for (answer, summary) in &answers {
@@ -61,7 +64,10 @@ fn the_bootstrap_processes_a_full_6_mb_invocation_within_128_mib() {
     assert_ne!(answers[0].1.as_ref().unwrap().request_id, answers[1].1.as_ref().unwrap().request_id);
     // JSON log lines: the first invocation committed everything, the redelivered second found
     // it all committed.
-    let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).expect("JSON log line")).collect();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l:?}\n{logs}")))
+        .collect();
     let committed: Vec<_> = lines.iter().filter(|l| l["fields"]["message"] == "batch committed").collect();
     assert_eq!(committed.len(), 2, "log lines:\n{logs}");
     assert_eq!(committed[0]["fields"]["quarantined"], (count / 50) as u64);

@@ -378,7 +378,12 @@ async fn forward_logs(
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let _ = writeln!(log, "{line}");
+        // One write per line: the function's standard error appends to the same file, and a
+        // line written in two pieces could take a line of it in between.
+        let mut whole = Vec::with_capacity(line.len() + 1);
+        whole.extend_from_slice(line.as_bytes());
+        whole.push(b'\n');
+        let _ = log.write_all(&whole);
         if let Some(summary) = BatchSummary::from_log_line(&line) {
             let mut kept = shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
             if kept.len() >= MAX_KEPT_METRICS {
