@@ -6,19 +6,12 @@
 use producer::kinesis::{Router, Shard, Strategy};
 use producer::{Config, Faults, Storefront};
 
-use crate::sources::embedded::hash_key;
+use crate::sources::embedded::{even_starting_hash_keys, hash_key};
 
 /// Records simulated per shard count tried.
 const SAMPLE: usize = 20_000;
 /// The most shards tried, as a multiple of what even spreading needs.
 const MAX_FACTOR: u32 = 16;
-
-/// Even split of the 128-bit key space into `n` shards: their starting hash keys.
-fn starts(n: u32) -> Vec<u128> {
-    let n = u128::from(n.max(1));
-    let (q, r) = (u128::MAX / n, u128::MAX % n + 1);
-    (0..n).map(|i| i * q + i * r / n).collect()
-}
 
 /// The partition keys (session ids) of `SAMPLE` storefront records with `sessions` visitors at
 /// once.
@@ -55,7 +48,7 @@ pub const STRATEGIES: [&str; 4] = ["session", "random", "round-robin", "weighted
 
 /// Records per shard when `keys`' records are routed under `name` onto `n` even shards.
 fn counts(name: &str, n: u32, keys: &[String], hot_weight: f64) -> Vec<usize> {
-    let starts = starts(n);
+    let starts = even_starting_hash_keys(n as usize);
     let shards: Vec<Shard> = starts
         .iter()
         .enumerate()

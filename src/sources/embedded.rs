@@ -89,18 +89,24 @@ pub fn hash_key(partition_key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
+/// The starting hash keys of `n` shards that split the 128-bit key space evenly (as
+/// CreateStream does): floor(i * 2^128 / n).
+pub fn even_starting_hash_keys(n: usize) -> Vec<u128> {
+    let n = n.max(1) as u128;
+    // 2^128 = n * (MAX / n) + (MAX % n) + 1.
+    let (q, r) = (u128::MAX / n, u128::MAX % n + 1);
+    (0..n).map(|i| i * q + i * r / n).collect()
+}
+
 impl EmbeddedStream {
     pub fn new(name: impl Into<String>, shard_count: usize, limits: Option<ShardLimits>) -> Self {
-        let n = shard_count.max(1) as u128;
-        // floor(i * 2^128 / n): 2^128 = n * (MAX / n) + (MAX % n) + 1.
-        let (q, r) = (u128::MAX / n, u128::MAX % n + 1);
-        let start = |i: u128| i * q + i * r / n;
+        let starts = even_starting_hash_keys(shard_count);
         let mut shards = Vec::new();
         let mut routes = Vec::new();
-        for i in 0..n {
-            let end = if i + 1 == n { u128::MAX } else { start(i + 1) - 1 };
-            shards.push(new_shard(i as usize, start(i), end, Vec::new()));
-            routes.push((start(i), end, i as usize));
+        for (i, &start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(u128::MAX, |next| next - 1);
+            shards.push(new_shard(i, start, end, Vec::new()));
+            routes.push((start, end, i));
         }
         EmbeddedStream { name: name.into(), shards: RwLock::new(shards), routes: RwLock::new(routes), limits }
     }
