@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod publishing;
 pub mod replay;
+pub mod scaler;
 pub mod sources;
 
 pub use model::now_ms;

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use orderstream::commands::{consume, cost, invoke, main_job, plan, process, publish, repair, replay};
+use orderstream::commands::{consume, cost, invoke, main_job, plan, process, publish, repair, replay, scale};
 
 #[derive(Parser)]
 #[command(name = "orderstream", version, about = "Streaming order analytics on Kinesis, on one machine")]
@@ -47,6 +47,9 @@ enum Command {
     /// Forecast the stream's traffic from its history (the datasets, or a CSV) and plan its
     /// shards hour by hour: the table, a chart, the UpdateShardCount calls, the costs.
     Plan(plan::Args),
+    /// One step of the scaler: read a provisioned stream's last minutes of CloudWatch metrics
+    /// and the planned schedule, and resize it with UpdateShardCount when they ask for it.
+    Scale(scale::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -61,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Some(Command::Repair(a)) => repair::run(a).await,
         Some(Command::Cost(a)) => cost::run(a).await,
         Some(Command::Plan(a)) => plan::run(a).await,
+        Some(Command::Scale(a)) => scale::run(a).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod process;
 pub mod publish;
 pub mod repair;
 pub mod replay;
+pub mod scale;
 
 use std::path::PathBuf;
 use std::sync::Arc;

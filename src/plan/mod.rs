@@ -5,6 +5,7 @@
 
 pub mod chart;
 pub mod forecast;
+pub mod scale;
 pub mod schedule;
 pub mod skew;
 

@@ -50,6 +50,12 @@ pub fn publisher_bootstrap() -> PathBuf {
     BUILT.get_or_init(|| build_bin("orderstream", "publisher")).clone()
 }
 
+/// The `scaler` binary (the scaler function's bootstrap), built like [`processor_bootstrap`].
+pub fn scaler_bootstrap() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_bin("orderstream", "scaler")).clone()
+}
+
 fn build_bin(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
