@@ -53,6 +53,8 @@ fn plan_held_out_day(per_minute: &[f64], dir: &Path) -> (serde_json::Value, Vec<
             "plan.svg",
             "--schedule",
             "calls.json",
+            "--tfvars",
+            "schedule.auto.tfvars.json",
         ],
         dir,
     );
@@ -109,6 +111,17 @@ fn a_held_out_day_is_forecast_within_15_percent_an_hour_and_never_throttled() {
     assert!(calls
         .iter()
         .all(|c| c["scaling_type"] == "UNIFORM_SCALING" && c["at"].as_str().unwrap().starts_with("2026-12-0")));
+    // The same calls as the Terraform module's shard_schedule, which the scaler reads.
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("schedule.auto.tfvars.json")).unwrap()).unwrap();
+    let scheduled = orderstream::scaler::parse_schedule(&tfvars["shard_schedule"].to_string()).unwrap();
+    assert_eq!(scheduled.len(), calls.len());
+    for (s, c) in scheduled.iter().zip(calls) {
+        assert_eq!(
+            (model::format_millis(s.at_ms), s.target_shard_count as u64),
+            (c["at"].as_str().unwrap().to_string(), c["target_shard_count"].as_u64().unwrap())
+        );
+    }
     let svg = std::fs::read_to_string(dir.path().join("plan.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 3, "forecast, actual and capacity");
 

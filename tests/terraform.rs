@@ -207,7 +207,7 @@ fn terraform_is_formatted_valid_offline_and_passes_checkov() {
     }
 }
 
-/// The zip of a function (`processor` or `publisher`) that scripts/build-lambda-zip built, and
+/// The zip of a function (`processor`, `publisher` or `scaler`) that scripts/build-lambda-zip built, and
 /// its architecture (bash scripts/test builds the arm64 ones, or the x86_64 ones where the arm64
 /// Rust target cannot be added).
 fn lambda_zip(function: &str) -> (PathBuf, &'static str) {
@@ -222,7 +222,7 @@ fn lambda_zip(function: &str) -> (PathBuf, &'static str) {
 
 #[test]
 fn the_lambda_zips_are_executable_bootstraps_for_amazon_linux_2023() {
-    for function in ["processor", "publisher"] {
+    for function in ["processor", "publisher", "scaler"] {
         let (zip, arch) = lambda_zip(function);
         let out = Command::new("python3")
             .arg(testkit::repo_root().join("scripts/check_lambda_zip.py"))
@@ -275,6 +275,7 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     std::fs::write(ws.example().join("emulator_override.tf"), emulator_override(&moto.endpoint())).unwrap();
     let (zip, arch) = lambda_zip("processor");
     let (publisher_zip, _) = lambda_zip("publisher");
+    let (scaler_zip, _) = lambda_zip("scaler");
     let mut vars = vec![
         format!("architecture={arch}"),
         "region=us-east-1".to_string(),
@@ -284,6 +285,10 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         "force_destroy=true".to_string(),
         "stream_mode=PROVISIONED".to_string(),
         "shard_count=2".to_string(),
+        "shard_scaling=true".to_string(),
+        format!("scaler_zip={}", scaler_zip.display()),
+        "scaler_max_shards=16".to_string(),
+        r#"shard_schedule=[{at="2026-12-04T18:45:00Z",target_shard_count=8}]"#.to_string(),
     ];
     vars.extend(MOTO_OFF.map(String::from));
     let var_args: Vec<String> = vars.iter().flat_map(|v| ["-var".to_string(), v.clone()]).collect();
@@ -302,6 +307,10 @@ fn the_stack_applies_and_destroys_on_moto_server() {
     assert!(with_api.iter().any(|t| t == "aws_api_gateway_rest_api"), "{with_api:?}");
     assert!(without_api.iter().all(|t| !t.starts_with("aws_api_gateway")), "{without_api:?}");
     assert!(without_api.iter().any(|t| t == "aws_lambda_event_source_mapping"));
+    // So is the scaler: without it, the processor and the two publishers.
+    let functions = |types: &[String]| types.iter().filter(|t| *t == "aws_lambda_function").count();
+    assert_eq!(functions(&with_api), 4, "{with_api:?}");
+    assert_eq!(functions(&planned(&["-var", "shard_scaling=false"])), 3);
 
     let apply = with_vars(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     ws.ok(&apply.iter().map(String::as_str).collect::<Vec<_>>());
@@ -327,6 +336,7 @@ fn the_stack_applies_and_destroys_on_moto_server() {
             "orderstream-publisher-1-errors",
             "orderstream-publisher-1-lag",
             "orderstream-publisher-1-missing-files",
+            "orderstream-scaler-errors",
         ]
     );
     assert_eq!(
@@ -400,8 +410,19 @@ fn the_stack_applies_and_destroys_on_moto_server() {
         );
         assert_eq!(p["reserved_concurrent_executions"], 1);
     }
+    // The scaler: one step at a time, told its stream, limits and schedule.
+    assert_eq!(outputs["scaler_function_name"]["value"], "orderstream-scaler");
+    let scaler = functions.iter().find(|f| f["function_name"] == "orderstream-scaler").unwrap();
+    let env = &scaler["environment"][0]["variables"];
+    assert_eq!(
+        (&env["STREAM_NAME"], &env["SCALER_MAX_SHARDS"], &scaler["reserved_concurrent_executions"]),
+        (&serde_json::json!("orderstream-events"), &serde_json::json!("16"), &serde_json::json!(1))
+    );
+    let schedule = orderstream::scaler::parse_schedule(env["SCALER_SCHEDULE"].as_str().unwrap()).unwrap();
+    assert_eq!(schedule.len(), 1);
+    assert_eq!(schedule[0].target_shard_count, 8);
     let rules: Vec<&Value> = resources.iter().copied().filter(|r| r["type"] == "aws_cloudwatch_event_rule").collect();
-    assert_eq!(rules.len(), 2);
+    assert_eq!(rules.len(), 3);
     assert!(rules.iter().all(|r| r["values"]["schedule_expression"] == "rate(1 minute)"));
     // The Glue tables as created (read back by the provider) have the sink's columns.
     let created = &outputs["glue_tables"]["value"];

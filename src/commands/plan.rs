@@ -11,6 +11,9 @@ use super::DataDir;
 use crate::cost::Prices;
 use crate::plan::{self, History, Model, Plan, PlanSettings, StreamCosts};
 
+/// The calls the Terraform module's `shard_schedule` takes.
+const TFVARS_MAX_CALLS: usize = 60;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The history as CSV lines `minute,records` (RFC 3339 or epoch milliseconds) instead of the
@@ -54,6 +57,10 @@ pub struct Args {
     /// Write the `UpdateShardCount` calls (JSON: time and target shard count) here.
     #[arg(long)]
     schedule: Option<PathBuf>,
+    /// Write the calls as Terraform variables here (`shard_schedule`, which the module's scaler
+    /// follows: name it `*.auto.tfvars.json` beside the configuration).
+    #[arg(long)]
+    tfvars: Option<PathBuf>,
     /// A price list in the format of the built-in one (src/cost/prices-us-east-1.json).
     #[arg(long)]
     prices: Option<PathBuf>,
@@ -128,13 +135,27 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         std::fs::write(path, plan::chart::svg(&the_plan, &forecast, actual.as_ref(), settings.per_shard()))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let calls: Vec<_> = the_plan
+        .actions
+        .iter()
+        .map(|x| serde_json::json!({"at": model::format_millis(x.at_ms), "target_shard_count": x.target_shard_count}))
+        .collect();
     if let Some(path) = &a.schedule {
-        let actions: Vec<_> = the_plan
-            .actions
+        let calls: Vec<_> = calls
             .iter()
-            .map(|x| serde_json::json!({"at": model::format_millis(x.at_ms), "target_shard_count": x.target_shard_count, "scaling_type": "UNIFORM_SCALING"}))
+            .map(|c| serde_json::json!({"at": c["at"], "target_shard_count": c["target_shard_count"], "scaling_type": "UNIFORM_SCALING"}))
             .collect();
-        std::fs::write(path, serde_json::to_string_pretty(&actions)? + "\n")
+        std::fs::write(path, serde_json::to_string_pretty(&calls)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &a.tfvars {
+        anyhow::ensure!(
+            calls.len() <= TFVARS_MAX_CALLS,
+            "the plan has {} calls; the module's shard_schedule holds {TFVARS_MAX_CALLS} (the scaler's environment is 4 KB): plan fewer --days",
+            calls.len()
+        );
+        let vars = serde_json::json!({ "shard_schedule": calls });
+        std::fs::write(path, serde_json::to_string_pretty(&vars)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if a.json {

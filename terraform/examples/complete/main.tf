@@ -19,6 +19,10 @@ module "orderstream" {
   architecture                            = var.architecture
   stream_mode                             = var.stream_mode
   shard_count                             = var.shard_count
+  shard_scaling                           = var.shard_scaling
+  scaler_zip                              = var.scaler_zip
+  scaler_max_shards                       = var.scaler_max_shards
+  shard_schedule                          = var.shard_schedule
   analytics_prefix                        = var.analytics_prefix
   alarm_actions                           = var.alarm_actions
   create_http_ingest                      = var.create_http_ingest

@@ -57,3 +57,8 @@ output "alarm_topic_arn" {
   description = "The SNS topic the alarms notify."
   value       = module.orderstream.alarm_topic_arn
 }
+
+output "scaler_function_name" {
+  description = "The scaler function (null without shard_scaling)."
+  value       = module.orderstream.scaler_function_name
+}

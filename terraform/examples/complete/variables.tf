@@ -46,6 +46,33 @@ variable "shard_count" {
   default     = 4
 }
 
+variable "shard_scaling" {
+  description = "Resize the PROVISIONED stream with the scaler function (its metrics and shard_schedule)."
+  type        = bool
+  default     = false
+}
+
+variable "scaler_zip" {
+  description = "The scaler function's zip: scripts/build-lambda-zip writes target/lambda/scaler-<arch>.zip."
+  type        = string
+  default     = "../../../target/lambda/scaler-arm64.zip"
+}
+
+variable "scaler_max_shards" {
+  description = "The most shards the scaler asks for."
+  type        = number
+  default     = 64
+}
+
+variable "shard_schedule" {
+  description = "The planned UpdateShardCount calls: `orderstream plan --tfvars schedule.auto.tfvars.json` writes them."
+  type = list(object({
+    at                 = string
+    target_shard_count = number
+  }))
+  default = []
+}
+
 variable "analytics_prefix" {
   description = "Key prefix of every dataset: empty or ending with '/'."
   type        = string

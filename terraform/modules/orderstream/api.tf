@@ -28,7 +28,7 @@ locals {
   # beacon_event_time_window_hours from the request; the orders route's checks none (a server
   # may send late events; the processor's contract range applies).
   put_records_templates = { for route, window in { events = var.beacon_event_time_window_hours * 60, orders = 0 } : route => templatefile("${path.module}/put_records.vtl", {
-    stream_name               = aws_kinesis_stream.this.name
+    stream_name               = local.stream.name
     event_time_window_minutes = window
   }) }
 }
@@ -44,7 +44,7 @@ data "aws_iam_policy_document" "ingest" {
   statement {
     sid       = "PutIntoItsStream"
     actions   = ["kinesis:PutRecords"]
-    resources = [aws_kinesis_stream.this.arn]
+    resources = [local.stream.arn]
   }
   statement {
     sid       = "EncryptWithItsKey"
@@ -69,7 +69,7 @@ resource "aws_iam_role_policy" "ingest" {
 resource "aws_api_gateway_rest_api" "ingest" {
   count       = local.api_count
   name        = "${var.name}-ingest"
-  description = "Storefront events from browsers into ${aws_kinesis_stream.this.name}"
+  description = "Storefront events from browsers into ${local.stream.name}"
   endpoint_configuration {
     types = ["REGIONAL"]
   }

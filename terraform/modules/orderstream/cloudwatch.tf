@@ -3,7 +3,7 @@
 # stream's incoming records, and the publishers' EMF metrics (dimension PublisherGroup).
 
 locals {
-  stream_name = aws_kinesis_stream.this.name
+  stream_name = local.stream.name
   emf         = "Orderstream"
   widget = {
     type   = "metric"
@@ -125,6 +125,11 @@ locals {
       statistic   = "Sum", period = 300, evaluation_periods = 1, threshold = 0, missing = "notBreaching"
     }
   }]...)
+  scaler_alarms = { for f in aws_lambda_function.scaler : "scaler-errors" => {
+    description = "The scaler failed steps: the stream keeps its count until one succeeds. Its log (${local.scaler_log}) says why: UpdateShardCount refused (Kinesis takes 10 calls a stream in 24 hours, and none while the stream is updating), or CloudWatch or Kinesis permissions."
+    namespace   = "AWS/Lambda", metric = "Errors", dimensions = { FunctionName = f.function_name }
+    statistic   = "Sum", period = 300, evaluation_periods = 2, threshold = 0, missing = "notBreaching"
+  } }
   alarm_topic   = var.alarm_topic_arn != null ? var.alarm_topic_arn : (var.create_alarm_topic ? aws_sns_topic.alarms[0].arn : null)
   alarm_actions = concat(local.alarm_topic == null ? [] : [local.alarm_topic], var.alarm_actions)
 }
@@ -137,7 +142,7 @@ resource "aws_sns_topic" "alarms" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
-  for_each            = merge(local.alarms, local.publisher_alarms)
+  for_each            = merge(local.alarms, local.publisher_alarms, local.scaler_alarms)
   alarm_name          = "${var.name}-${each.key}"
   alarm_description   = each.value.description
   namespace           = each.value.namespace

@@ -51,7 +51,7 @@ data "aws_iam_policy_document" "processor" {
       "kinesis:ListShards",
       "kinesis:SubscribeToShard",
     ]
-    resources = [aws_kinesis_stream.this.arn]
+    resources = [local.stream.arn]
   }
 
   # Without ListBucket a GET of a missing key is 403, not 404: the commit protocol probes for
@@ -142,7 +142,7 @@ resource "aws_lambda_function" "processor" {
 }
 
 resource "aws_lambda_event_source_mapping" "stream" {
-  event_source_arn                   = aws_kinesis_stream.this.arn
+  event_source_arn                   = local.stream.arn
   function_name                      = aws_lambda_function.processor.arn
   starting_position                  = var.starting_position
   batch_size                         = var.batch_size

@@ -1,11 +1,11 @@
 output "stream_name" {
   description = "The Kinesis stream the storefront writes to (producer --stream)."
-  value       = aws_kinesis_stream.this.name
+  value       = local.stream.name
 }
 
 output "stream_arn" {
   description = "The Kinesis stream's ARN (for producers' IAM policies)."
-  value       = aws_kinesis_stream.this.arn
+  value       = local.stream.arn
 }
 
 output "bucket" {
@@ -76,4 +76,9 @@ output "alarm_names" {
 output "alarm_topic_arn" {
   description = "The SNS topic the alarms notify (null when none was given or created)."
   value       = local.alarm_topic
+}
+
+output "scaler_function_name" {
+  description = "The scaler function (null without shard_scaling; its log: /aws/lambda/<name>)."
+  value       = one(aws_lambda_function.scaler[*].function_name)
 }

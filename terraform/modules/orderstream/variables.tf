@@ -56,6 +56,56 @@ variable "lambda_zip" {
   type        = string
 }
 
+variable "shard_scaling" {
+  description = "Resize the PROVISIONED stream with the scaler function: every minute, the larger of what its last minutes of CloudWatch metrics need (records, bytes, write throttles, iterator age) and what shard_schedule asks for, within scaler_min_shards and scaler_max_shards (docs/cost.md). Terraform then sets shard_count only when it creates the stream. Switching it for an existing stream: move the stream's state first (terraform/README.md)."
+  type        = bool
+  default     = false
+}
+
+variable "scaler_zip" {
+  description = "Path of the scaler function's zip (scripts/build-lambda-zip: target/lambda/scaler-<arch>.zip); needed with shard_scaling."
+  type        = string
+  default     = null
+}
+
+variable "scaler_min_shards" {
+  description = "The scaler never asks for fewer shards."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.scaler_min_shards >= 1
+    error_message = "scaler_min_shards is at least 1."
+  }
+}
+
+variable "scaler_max_shards" {
+  description = "The scaler never asks for more shards (and the Lambda concurrency follows the shards: one invocation per shard)."
+  type        = number
+  default     = 64
+  validation {
+    condition     = var.scaler_max_shards >= 1 && var.scaler_max_shards <= 10000
+    error_message = "scaler_max_shards is 1 to 10,000."
+  }
+}
+
+variable "shard_schedule" {
+  description = "The planned UpdateShardCount calls the scaler follows (the larger of the schedule and the metrics wins): `orderstream plan --tfvars FILE` writes them. Each entry asks for its count from its time (RFC 3339) on."
+  type = list(object({
+    at                 = string
+    target_shard_count = number
+  }))
+  default = []
+  validation {
+    # The function's environment holds 4 KB.
+    condition     = length(var.shard_schedule) <= 60
+    error_message = "shard_schedule holds at most 60 calls (a week at the planner's most): plan fewer days at a time."
+  }
+  validation {
+    condition     = alltrue([for a in var.shard_schedule : can(formatdate("YYYY", a.at)) && a.target_shard_count >= 1])
+    error_message = "Each shard_schedule entry has an RFC 3339 time (2026-12-07T19:45:00Z) and a target_shard_count of at least 1."
+  }
+}
+
 variable "publisher_zip" {
   description = "Path of the publisher function's zip (scripts/build-lambda-zip: target/lambda/publisher-<arch>.zip)."
   type        = string

@@ -177,3 +177,64 @@ run "the_waf_can_be_left_out" {
     error_message = "create_waf = false: no web ACL"
   }
 }
+
+run "the_scaler_is_off_by_default" {
+  command = plan
+  assert {
+    condition     = length(aws_lambda_function.scaler) == 0 && length(aws_kinesis_stream.scaled) == 0 && length(aws_kinesis_stream.this) == 1
+    error_message = "shard_scaling defaults to off: the stream as shard_count says, no scaler"
+  }
+}
+
+run "the_scaler_resizes_only_a_provisioned_stream" {
+  command = plan
+  variables {
+    shard_scaling = true
+    scaler_zip    = "tests/hardening.tftest.hcl"
+  }
+  expect_failures = [aws_kinesis_stream.scaled]
+}
+
+run "the_scaler_needs_its_zip" {
+  command = plan
+  variables {
+    shard_scaling = true
+    stream_mode   = "PROVISIONED"
+  }
+  expect_failures = [aws_lambda_function.scaler]
+}
+
+run "a_schedule_entry_needs_a_time_and_a_count" {
+  command = plan
+  variables {
+    shard_schedule = [{ at = "Friday evening", target_shard_count = 8 }]
+  }
+  expect_failures = [var.shard_schedule]
+}
+
+run "the_scaler_follows_the_schedule_within_its_limits" {
+  command = plan
+  variables {
+    shard_scaling     = true
+    stream_mode       = "PROVISIONED"
+    scaler_zip        = "tests/hardening.tftest.hcl"
+    scaler_max_shards = 16
+    shard_schedule    = [{ at = "2026-12-04T18:45:00Z", target_shard_count = 8 }]
+  }
+  assert {
+    condition     = length(aws_kinesis_stream.this) == 0 && length(aws_kinesis_stream.scaled) == 1
+    error_message = "shard_scaling: the stream whose shard count Terraform leaves to the scaler"
+  }
+  assert {
+    condition = (
+      aws_lambda_function.scaler[0].environment[0].variables.SCALER_SCHEDULE == "[{\"at\":\"2026-12-04T18:45:00Z\",\"target_shard_count\":8}]"
+      && aws_lambda_function.scaler[0].environment[0].variables.SCALER_MAX_SHARDS == "16"
+      && aws_lambda_function.scaler[0].reserved_concurrent_executions == 1
+    )
+    error_message = "the scaler's environment carries the schedule and its limits; one step at a time"
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.scaler[0].schedule_expression == "rate(1 minute)"
+    error_message = "a step every minute"
+  }
+}
