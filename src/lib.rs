@@ -23,6 +23,7 @@ pub mod publishing;
 pub mod replay;
 pub mod scaler;
 pub mod sources;
+pub mod stream_metrics;
 
 pub use model::now_ms;
 

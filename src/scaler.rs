@@ -8,13 +8,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_kinesis::error::DisplayErrorContext;
 use aws_sdk_kinesis::types::{ScalingType, StreamMode, StreamStatus};
 
 use crate::plan::scale::{self, Decision, Minute, Rules};
 use crate::plan::Action;
+use crate::stream_metrics;
 
 /// The scaler's settings (flags of `orderstream scale`, environment of the Lambda).
 #[derive(clap::Args, Debug, Clone)]
@@ -112,7 +111,7 @@ pub struct Scaler {
 }
 
 /// The CloudWatch metrics the rule reads, with their statistic.
-const METRICS: [(&str, &str); 4] = [
+const METRICS: [stream_metrics::Query; 4] = [
     ("IncomingRecords", "Sum"),
     ("IncomingBytes", "Sum"),
     ("WriteProvisionedThroughputExceeded", "Sum"),
@@ -174,53 +173,17 @@ impl Scaler {
     async fn metrics(&self, now_ms: i64) -> anyhow::Result<Vec<Minute>> {
         let end = now_ms.div_euclid(60_000) * 60_000;
         let start = end - self.rules.window_minutes() as i64 * 60_000;
-        let queries = METRICS.iter().enumerate().map(|(i, (name, stat))| {
-            let metric = Metric::builder()
-                .namespace("AWS/Kinesis")
-                .metric_name(*name)
-                .dimensions(Dimension::builder().name("StreamName").value(&self.settings.stream).build())
-                .build();
-            MetricDataQuery::builder()
-                .id(format!("m{i}"))
-                .metric_stat(MetricStat::builder().metric(metric).period(60).stat(*stat).build())
-                .build()
-        });
-        let mut minutes: std::collections::BTreeMap<i64, Minute> = std::collections::BTreeMap::new();
-        let mut pages = self
-            .cloudwatch
-            .get_metric_data()
-            .set_metric_data_queries(Some(queries.collect()))
-            .start_time(DateTime::from_millis(start))
-            .end_time(DateTime::from_millis(end))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot read the metrics of {}: {}",
-                    self.settings.stream,
-                    awsenv::one_line(DisplayErrorContext(e))
-                )
-            })?;
-            for result in page.metric_data_results() {
-                let Some(i) = result.id().and_then(|id| id.strip_prefix('m')).and_then(|i| i.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                for (t, v) in result.timestamps().iter().zip(result.values()) {
-                    let Ok(ms) = t.to_millis() else { continue };
-                    let m = minutes.entry(ms).or_insert_with(|| Minute { start_ms: ms, ..Minute::default() });
-                    let slot = match i {
-                        0 => &mut m.records,
-                        1 => &mut m.bytes,
-                        2 => &mut m.throttled,
-                        _ => &mut m.iterator_age_ms,
-                    };
-                    *slot = Some(*v);
-                }
-            }
-        }
-        Ok(minutes.into_values().collect())
+        let minutes = stream_metrics::per_minute(&self.cloudwatch, &self.settings.stream, &METRICS, start, end).await?;
+        Ok(minutes
+            .into_iter()
+            .map(|(start_ms, v)| Minute {
+                start_ms,
+                records: v[0],
+                bytes: v[1],
+                throttled: v[2],
+                iterator_age_ms: v[3],
+            })
+            .collect())
     }
 }
 

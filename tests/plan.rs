@@ -195,3 +195,79 @@ fn the_history_is_read_from_the_datasets_the_processor_wrote() {
     let out = orderstream(&["plan", "--data-dir", "empty"], dir.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("the history holds no records"), "{out:?}");
 }
+
+/// The history from CloudWatch: two days of a stream's `IncomingRecords` and `IncomingBytes`
+/// put per minute in moto_server's CloudWatch (1,000 records/s, 3,000 from 18:00 to 22:00, 300
+/// bytes each), read back by `plan --stream`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_is_read_from_the_streams_cloudwatch_metrics() {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let moto = testkit::servers::start_moto();
+    let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .endpoint_url(moto.endpoint())
+            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))
+            .build(),
+    );
+    let today = model::now_ms() / 86_400_000 * 86_400_000;
+    let rate = |minute: i64| if (18..22).contains(&(minute / 60 % 24)) { 3000.0 } else { 1000.0 };
+    let mut data = Vec::new();
+    for m in 0..2 * 1440i64 {
+        let at = DateTime::from_millis(today - 2 * 86_400_000 + m * 60_000);
+        for (metric, value) in [("IncomingRecords", rate(m) * 60.0), ("IncomingBytes", rate(m) * 60.0 * 300.0)] {
+            data.push(
+                MetricDatum::builder()
+                    .metric_name(metric)
+                    .dimensions(Dimension::builder().name("StreamName").value("orders").build())
+                    .timestamp(at)
+                    .value(value)
+                    .build(),
+            );
+        }
+    }
+    for chunk in data.chunks(1000) {
+        cloudwatch
+            .put_metric_data()
+            .namespace("AWS/Kinesis")
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint())
+            .arg("plan")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--stream", "orders", "--history-days", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["history"]["days"], 2, "{}", v["history"]);
+    assert!(v["history"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("CloudWatch IncomingRecords of orders, 300 bytes a record"));
+    assert_eq!(v["history"]["record_bytes"], 300.0);
+    let hours = v["plan"]["hours"].as_array().unwrap();
+    for (h, expected) in [(3, 1000.0), (19, 3000.0)] {
+        let got = hours[h]["mean_rate"].as_f64().unwrap();
+        assert!((got / expected - 1.0).abs() < 0.05, "hour {h}: {got} records/s, not {expected}");
+    }
+    // 3,000 records/s with 20% headroom: 4 shards at the peak.
+    assert_eq!(hours[19]["needed"], 4);
+
+    let out = run(&["--stream", "nothing-here", "--history-days", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("CloudWatch has no IncomingRecords of the stream nothing-here"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

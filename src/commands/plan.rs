@@ -20,6 +20,14 @@ pub struct Args {
     /// datasets.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// The history from CloudWatch instead: the stream's `IncomingRecords` per minute (and
+    /// `IncomingBytes`, for the record size) over the last `--history-days` whole UTC days (AWS
+    /// SDK environment: AWS_REGION, credentials).
+    #[arg(long, conflicts_with = "history")]
+    stream: Option<String>,
+    /// Days of CloudWatch history (it keeps minutes for 15 days).
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(2..=15))]
+    history_days: u32,
     #[command(flatten)]
     dir: DataDir,
     /// With a bucket the history is read from the bucket's datasets.
@@ -32,9 +40,9 @@ pub struct Args {
     /// compare (the error per hour, minutes the plan would have throttled, the costs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=28))]
     hold_out: Option<u32>,
-    /// Bytes of a record's data.
-    #[arg(long, default_value_t = 240.0, value_parser = positive)]
-    record_bytes: f64,
+    /// Bytes of a record's data [default: 240, or the stream's average with --stream].
+    #[arg(long, value_parser = positive)]
+    record_bytes: Option<f64>,
     /// User records per Kinesis record (KPL aggregation; 1: none).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     kpl_records: u32,
@@ -71,15 +79,22 @@ pub struct Args {
 
 pub async fn run(a: Args) -> anyhow::Result<bool> {
     let prices = Prices::load(a.prices.as_deref()).map_err(anyhow::Error::msg)?;
-    let (minutes, source) = match &a.history {
-        Some(path) => {
+    let mut measured_bytes = None;
+    let (minutes, source) = match (&a.history, &a.stream) {
+        (_, Some(stream)) => {
+            let (minutes, bytes) = cloudwatch_history(stream, a.history_days, f64::from(a.kpl_records)).await?;
+            measured_bytes = bytes;
+            let size = bytes.map(|b| format!(", {b:.0} bytes a record")).unwrap_or_default();
+            (minutes, format!("CloudWatch IncomingRecords of {stream}{size}"))
+        }
+        (Some(path), None) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             (
                 plan::parse_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
                 path.display().to_string(),
             )
         }
-        None => {
+        (None, None) => {
             let source = match &a.output.bucket {
                 Some(b) => format!("s3://{b}/{}", a.output.prefix),
                 None => {
@@ -93,7 +108,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     };
     let history = History::from_minutes(minutes).with_context(|| format!("the history in {source}"))?;
     let settings = PlanSettings {
-        record_bytes: a.record_bytes,
+        record_bytes: a.record_bytes.or(measured_bytes).unwrap_or(240.0),
         kpl_records: f64::from(a.kpl_records),
         headroom: a.headroom,
         lead_minutes: i64::from(a.lead_minutes),
@@ -160,7 +175,7 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     }
     if a.json {
         let doc = serde_json::json!({
-            "history": {"source": source, "days": train.days()},
+            "history": {"source": source, "days": train.days(), "record_bytes": settings.record_bytes},
             "plan": the_plan,
             "costs": costs,
             "skew": skew,
@@ -263,4 +278,34 @@ fn report(
         );
     }
     out
+}
+
+/// User records per minute over the last `days` whole UTC days of the stream's CloudWatch
+/// `IncomingRecords` (Kinesis records: KPL aggregates of `kpl_records` each), every minute
+/// without a datapoint a minute without records; and the average bytes of a user record, when
+/// any came.
+async fn cloudwatch_history(
+    stream: &str,
+    days: u32,
+    kpl_records: f64,
+) -> anyhow::Result<(std::collections::BTreeMap<i64, f64>, Option<f64>)> {
+    const DAY_MS: i64 = 86_400_000;
+    let shared = awsenv::load().await?;
+    let client = aws_sdk_cloudwatch::Client::new(&shared);
+    let end = model::now_ms().div_euclid(DAY_MS) * DAY_MS;
+    let start = end - i64::from(days) * DAY_MS;
+    let metrics = [("IncomingRecords", "Sum"), ("IncomingBytes", "Sum")];
+    let found = crate::stream_metrics::per_minute(&client, stream, &metrics, start, end).await?;
+    anyhow::ensure!(
+        !found.is_empty(),
+        "CloudWatch has no IncomingRecords of the stream {stream} in the last {days} days (a stream of that name, in this region?)"
+    );
+    let (records, bytes): (f64, f64) =
+        found.values().fold((0.0, 0.0), |(r, b), v| (r + v[0].unwrap_or(0.0), b + v[1].unwrap_or(0.0)));
+    let mut minutes: std::collections::BTreeMap<i64, f64> = (start..end).step_by(60_000).map(|m| (m, 0.0)).collect();
+    for (minute, v) in found {
+        minutes.insert(minute, v[0].unwrap_or(0.0) * kpl_records);
+    }
+    let average = (records > 0.0 && bytes > 0.0).then(|| bytes / records / kpl_records);
+    Ok((minutes, average))
 }
