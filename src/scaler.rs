@@ -103,6 +103,38 @@ pub struct Step {
     pub called: bool,
 }
 
+/// The metrics of a step's CloudWatch Embedded Metric Format line (namespace `Orderstream`,
+/// dimension `Stream`, as the processor's): the names the Terraform dashboard draws
+/// (`terraform/modules/orderstream/cloudwatch.tf`, checked by `tests/terraform.rs`).
+pub const STEP_METRICS: [&str; 5] = ["OpenShards", "ShardsNeeded", "ShardsScheduled", "ShardsTarget", "ScalingCalls"];
+
+impl Step {
+    /// The step's EMF document: the open shards against what the metrics need and what the
+    /// schedule asks for (0: no schedule), the target, and whether a call was made.
+    pub fn emf(&self, now_ms: i64) -> serde_json::Value {
+        let d = &self.decision;
+        let values = [d.current, d.reactive, d.scheduled.unwrap_or(0), d.target, u32::from(self.called)];
+        let mut doc = serde_json::json!({
+            "_aws": {
+                "Timestamp": now_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": processor::metrics::NAMESPACE,
+                    "Dimensions": [["Stream"]],
+                    "Metrics": STEP_METRICS.iter().map(|name| serde_json::json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+                }],
+            },
+            "Stream": self.stream,
+            "Reasons": d.reasons,
+        });
+        if let Some(map) = doc.as_object_mut() {
+            for (name, v) in STEP_METRICS.iter().zip(values) {
+                map.insert(name.to_string(), serde_json::json!(v));
+            }
+        }
+        doc
+    }
+}
+
 pub struct Scaler {
     kinesis: aws_sdk_kinesis::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
@@ -206,5 +238,25 @@ mod tests {
         assert!(e.contains("at least 1 shard"), "{e}");
         assert!(parse_schedule(r#"{"at": 1}"#).unwrap_err().contains("not a list"));
         assert!(read_schedule("/no/such/schedule.json").unwrap_err().contains("cannot read the schedule"));
+    }
+
+    #[test]
+    fn a_step_becomes_one_emf_document() {
+        let decision =
+            Decision { current: 4, reactive: 6, scheduled: None, wanted: 6, target: 6, reasons: vec!["load".into()] };
+        let doc = Step { stream: "orders".into(), decision, called: true }.emf(1_000);
+        let spec = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            (spec["Namespace"].as_str(), &spec["Dimensions"]),
+            (Some("Orderstream"), &serde_json::json!([["Stream"]]))
+        );
+        for m in spec["Metrics"].as_array().unwrap() {
+            assert!(doc[m["Name"].as_str().unwrap()].is_number(), "{m}");
+        }
+        assert_eq!(
+            (&doc["Stream"], &doc["OpenShards"], &doc["ShardsNeeded"]),
+            (&serde_json::json!("orders"), &serde_json::json!(4), &serde_json::json!(6))
+        );
+        assert_eq!((&doc["ShardsScheduled"], &doc["ScalingCalls"]), (&serde_json::json!(0), &serde_json::json!(1)));
     }
 }

@@ -237,6 +237,14 @@ async fn the_scaler_bootstrap_takes_a_step_per_invocation_from_its_environment()
     lambda.shutdown().await;
     let log = std::fs::read_to_string(logs.path().join("scaler.log")).unwrap();
     assert!(log.contains("scaling step"), "{log}");
+    // Each step's EMF line: the dashboard's open, needed and scheduled shards.
+    let emf: Vec<Value> =
+        log.lines().filter(|l| l.contains("\"_aws\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(emf.len(), 2, "{log}");
+    assert_eq!(
+        (&emf[1]["OpenShards"], &emf[1]["ShardsScheduled"], &emf[1]["ShardsTarget"]),
+        (&Value::from(2), &Value::from(4), &Value::from(4))
+    );
 
     // Without STREAM_NAME the function says so in its log and exits.
     let mut spec = FunctionSpec::new(testkit::scaler_bootstrap());

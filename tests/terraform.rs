@@ -596,6 +596,7 @@ fn the_dashboard_and_alarms_name_only_metrics_the_functions_write() {
         .map(|(name, _)| *name)
         .chain(processor::metrics::DIMENSIONED_METRICS.iter().map(|(name, _, _)| *name))
         .chain(publisher::metrics::ROUND_METRICS.iter().map(|(name, _)| *name))
+        .chain(orderstream::scaler::STEP_METRICS)
         .collect();
     let mut named = Vec::new();
     for (marker, end) in

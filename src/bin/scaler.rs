@@ -1,6 +1,7 @@
 //! The scaler function's `bootstrap` (provided.al2023), invoked every minute by an EventBridge
 //! schedule: its settings from the environment (`STREAM_NAME`, `SCALER_*`), one step of
-//! `orderstream::scaler` per invocation.
+//! `orderstream::scaler` per invocation, reported as an EMF line (the dashboard's shards widget)
+//! and a log line.
 
 use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -33,6 +34,12 @@ async fn main() -> Result<(), Error> {
     let scaler = &scaler;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
         let step = scaler.step(model::now_ms(), false).await.map_err(|e| Error::from(e.to_string()))?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", step.emf(model::now_ms()));
+            let _ = out.flush();
+        }
         let d = &step.decision;
         tracing::info!(
             stream = %step.stream, current = d.current, reactive = d.reactive, scheduled = ?d.scheduled,

@@ -15,7 +15,7 @@ locals {
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = var.name
   dashboard_body = jsonencode({
-    widgets = [
+    widgets = concat([
       merge(local.widget, { x = 0, y = 0, properties = {
         title  = "Records in the stream and through the processor"
         region = local.region, stat = "Sum", period = 60, view = "timeSeries"
@@ -78,7 +78,20 @@ resource "aws_cloudwatch_dashboard" "this" {
         region  = local.region, stat = "Sum", period = 60, view = "timeSeries"
         metrics = [[{ expression = "SEARCH('{${local.emf},PublisherGroup} MetricName=\"FilesPublished\"', 'Sum', 60)", id = "files" }]]
       } }),
-    ]
+      ], var.shard_scaling ? [
+      # The plan against the day: the shards open, what the last minutes needed, what the
+      # forecast's schedule asked for (the scaler's line each minute).
+      merge(local.widget, { x = 0, y = 30, width = 24, properties = {
+        title  = "Shards: open, needed by the load, scheduled by the forecast"
+        region = local.region, stat = "Maximum", period = 60, view = "timeSeries"
+        metrics = [
+          [local.emf, "OpenShards", "Stream", local.stream_name],
+          [local.emf, "ShardsNeeded", "Stream", local.stream_name],
+          [local.emf, "ShardsScheduled", "Stream", local.stream_name],
+          [local.emf, "ScalingCalls", "Stream", local.stream_name, { stat = "Sum", yAxis = "right" }],
+        ]
+      } }),
+    ] : [])
   })
 }
 

@@ -184,6 +184,10 @@ run "the_scaler_is_off_by_default" {
     condition     = length(aws_lambda_function.scaler) == 0 && length(aws_kinesis_stream.scaled) == 0 && length(aws_kinesis_stream.this) == 1
     error_message = "shard_scaling defaults to off: the stream as shard_count says, no scaler"
   }
+  assert {
+    condition     = !strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "ShardsScheduled")
+    error_message = "no scaler, no shards widget"
+  }
 }
 
 run "the_scaler_resizes_only_a_provisioned_stream" {
@@ -236,5 +240,9 @@ run "the_scaler_follows_the_schedule_within_its_limits" {
   assert {
     condition     = aws_cloudwatch_event_rule.scaler[0].schedule_expression == "rate(1 minute)"
     error_message = "a step every minute"
+  }
+  assert {
+    condition     = strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "ShardsScheduled")
+    error_message = "the dashboard draws the open shards against the load and the schedule"
   }
 }
