@@ -134,6 +134,12 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
     let the_plan = plan::plan(&forecast, Some(current), &settings);
     let costs = plan::stream_costs(&the_plan, &forecast, &settings, &prices);
     let busiest = the_plan.hours.iter().max_by(|a, b| a.peak_rate.total_cmp(&b.peak_rate)).expect("a day has hours");
+    // Staged Parquet per record as the function benchmark measured the storefront's payload.
+    let staged: f64 = crate::cost::Measured::recorded()
+        .payloads
+        .get("storefront")
+        .map_or(0.0, |p| p.staged_bytes_per_record.values().sum());
+    let groups = plan::schedule::publisher_groups(busiest.peak_rate, staged, settings.headroom);
     let keys = plan::skew::sample_sessions(a.sessions as usize, 1);
     let skew = plan::skew::report(
         &keys,
@@ -178,12 +184,13 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
             "history": {"source": source, "days": train.days(), "record_bytes": settings.record_bytes},
             "plan": the_plan,
             "costs": costs,
+            "publisher_groups": groups,
             "skew": skew,
             "check": checked.map(|(mape, throttled)| serde_json::json!({"hourly_mape": mape, "throttled_minutes": throttled})),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", report(&model, &train, &the_plan, &costs, checked, &source, days, &prices));
+        print!("{}", report(&model, &train, &the_plan, &costs, checked, &source, days, &prices, groups));
         print!("{}", skew_table(&skew, busiest));
     }
     Ok(true)
@@ -220,6 +227,7 @@ fn report(
     source: &str,
     days: usize,
     prices: &Prices,
+    groups: u32,
 ) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -268,7 +276,8 @@ fn report(
     let cheaper = if costs.planned <= costs.on_demand { "the plan" } else { "on-demand" };
     let _ = writeln!(
         out,
-        "Cheaper: {cheaper}. Lambda: reserved concurrency {peak} for the processor (one per shard at the peak)."
+        "Cheaper: {cheaper}. Lambda: reserved concurrency {peak} for the processor (one per shard at the peak); {groups} publisher group(s) (each merges about {:.0} MB/s of staged Parquet).",
+        crate::cost::PUBLISHER_MB_PER_CPU_SECOND
     );
     if let Some((mape, throttled)) = checked {
         let _ = writeln!(

@@ -206,6 +206,14 @@ pub fn stream_costs(plan: &Plan, forecast: &History, s: &PlanSettings, p: &Price
 }
 
 /// Hours in a forecast of `days` days.
+/// Publisher groups that merge a peak of `rate` records/s with the headroom, at
+/// `staged_bytes_per_record` of staged Parquet each, one vCPU a group
+/// ([`crate::cost::PUBLISHER_MB_PER_CPU_SECOND`]).
+pub fn publisher_groups(rate: f64, staged_bytes_per_record: f64, headroom: f64) -> u32 {
+    let mb_per_second = rate * staged_bytes_per_record * headroom / 1e6;
+    ((mb_per_second / crate::cost::PUBLISHER_MB_PER_CPU_SECOND) - 1e-9).ceil().max(1.0) as u32
+}
+
 pub fn hours(days: usize) -> usize {
     days * DAY / 60
 }
@@ -257,5 +265,14 @@ mod tests {
         }
         assert!(p.hours.iter().all(|h| h.shards >= h.needed));
         assert_eq!(throttled_minutes(&p, &day(&rates), &settings()), 0);
+    }
+
+    #[test]
+    fn a_publisher_group_merges_55_mb_a_second() {
+        // 100 bytes staged per record: 550,000 records/s fill one group, with 20% headroom less.
+        assert_eq!(publisher_groups(450_000.0, 100.0, 1.2), 1);
+        assert_eq!(publisher_groups(460_000.0, 100.0, 1.2), 2);
+        assert_eq!(publisher_groups(2_000_000.0, 100.0, 1.2), 5);
+        assert_eq!(publisher_groups(0.0, 100.0, 1.2), 1);
     }
 }
