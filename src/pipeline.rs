@@ -84,13 +84,17 @@ pub struct Summary {
     pub dashboard: Option<Dashboard>,
     pub publish_interval: Duration,
     pub published: PublishStats,
-    /// The visible datasets as a reader lists them.
+    /// The visible datasets this run published, as a reader lists them.
     pub audit: publisher::audit::Audit,
+    /// Data files the folder held before the run (left out of `audit`).
+    pub earlier_files: usize,
 }
 
 pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
     anyhow::ensure!(job.rate > 0.0, "--rate must be above 0: the storefront's clock follows it");
     let store = LocalStore::new(&job.data_dir).with_context(|| format!("cannot use {}", job.data_dir.display()))?;
+    // The folder may hold earlier runs' datasets: the summary counts this run's files.
+    let earlier = publisher::audit::visible_files(&store, "").await.context("listing the data directory")?;
     let store: Arc<dyn ObjectStore> = match job.store_outage {
         Some((from, len)) => Arc::new(Outage::new(Arc::new(store), Instant::now() + from, len)),
         None => Arc::new(store),
@@ -220,7 +224,8 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
             eprintln!();
         }
     }
-    let audit = publisher::audit::audit(&*store, "").await.context("listing the published datasets")?;
+    let audit =
+        publisher::audit::audit_except(&*store, "", &earlier).await.context("listing the published datasets")?;
     let truth_json = truth.manifest(job.seed);
     let truth_file = job.data_dir.join(format!("_truth-{name}.json"));
     std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth_json)?)
@@ -240,6 +245,7 @@ pub async fn run(job: &MainJob) -> anyhow::Result<Summary> {
         publish_interval: job.publish_interval,
         published,
         audit,
+        earlier_files: earlier.len(),
     })
 }
 
@@ -320,7 +326,12 @@ impl Summary {
             staged = p.input_files,
             staged_mb = p.input_bytes as f64 / 1e6,
             mb = p.bytes as f64 / 1e6,
-            per_table = per_table.join(", "),
+            per_table = per_table.join(", ")
+                + &if self.earlier_files > 0 {
+                    format!(" (besides {} files of earlier runs in the folder)", self.earlier_files)
+                } else {
+                    String::new()
+                },
             f50 = p.freshness_ms(0.5),
             f99 = p.freshness_ms(0.99),
         )

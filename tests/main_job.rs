@@ -117,6 +117,18 @@ async fn the_main_job_writes_datasets_equal_to_the_producers_truth() {
     assert!(!snap["minutes"].as_array().unwrap().is_empty() && !snap["top_products"].as_array().unwrap().is_empty());
     assert_eq!(snap["files_published"], summary.published.files);
     assert_eq!(snap["rounds"], summary.published.rounds);
+    let first_files = summary.audit.files();
+    drop(summary);
+
+    // A second run into the same folder counts its own files, and says how many were there.
+    let again = pipeline::run(&MainJob { dashboard: None, ..job }).await.unwrap();
+    assert!(again.reconciled() && again.published_ok(), "{}", again.render(dir.path()));
+    assert_eq!(again.earlier_files as u64, first_files);
+    let now_visible = publisher::audit::visible_files(&store, "").await.unwrap().len() as u64;
+    assert_eq!(now_visible, first_files + again.audit.files());
+    assert!(again.audit.tables[&Table::Events].files <= again.published.rounds);
+    let text = again.render(dir.path());
+    assert!(text.contains(&format!("(besides {} files of earlier runs in the folder)", again.earlier_files)), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,16 +58,40 @@ fn round_of(key: &str) -> Option<(u32, u64)> {
 
 /// Reads the listing of every table under `prefix`, and each aggregate file.
 pub async fn audit<S: ObjectStore + ?Sized>(store: &S, prefix: &str) -> Result<Audit, AuditError> {
+    audit_except(store, prefix, &BTreeSet::new()).await
+}
+
+/// The visible data files of every table under `prefix` (to leave out of a later audit).
+pub async fn visible_files<S: ObjectStore + ?Sized>(store: &S, prefix: &str) -> Result<BTreeSet<String>, AuditError> {
+    let mut keys = BTreeSet::new();
+    for table in Table::ALL {
+        keys.extend(store.list(&format!("{prefix}{table}/")).await?.into_iter().filter(|k| is_data_file(k)));
+    }
+    Ok(keys)
+}
+
+fn is_data_file(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    key.ends_with(".parquet") && !name.starts_with('_') && !name.starts_with('.')
+}
+
+/// [`audit`] of the files not in `earlier` (what a run published into a folder that held
+/// another run's datasets).
+pub async fn audit_except<S: ObjectStore + ?Sized>(
+    store: &S,
+    prefix: &str,
+    earlier: &BTreeSet<String>,
+) -> Result<Audit, AuditError> {
     let mut audit = Audit::default();
     for table in Table::ALL {
         let mut t = TableAudit::default();
         let mut per_round: BTreeMap<(String, u32, u64), u64> = BTreeMap::new();
         let mut hours = BTreeSet::new();
         for key in store.list(&format!("{prefix}{table}/")).await? {
-            let name = key.rsplit('/').next().unwrap_or(&key);
-            if !key.ends_with(".parquet") || name.starts_with('_') || name.starts_with('.') {
+            if !is_data_file(&key) || earlier.contains(&key) {
                 continue;
             }
+            let name = key.rsplit('/').next().unwrap_or(&key);
             let dir = key[..key.len() - name.len()].to_string();
             hours.insert(dir.clone());
             t.files += 1;
