@@ -209,6 +209,7 @@ async fn the_history_is_read_from_the_streams_cloudwatch_metrics() {
     let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
         aws_sdk_cloudwatch::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(awsenv::https_client())
             .endpoint_url(moto.endpoint())
             .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))

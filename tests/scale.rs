@@ -16,6 +16,7 @@ fn cloudwatch_client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::from_conf(
         aws_sdk_cloudwatch::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(awsenv::https_client())
             .endpoint_url(endpoint)
             .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))

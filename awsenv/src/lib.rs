@@ -8,15 +8,45 @@
 pub enum AwsEnvError {
     #[error("no AWS region configured: set AWS_REGION (for example AWS_REGION=us-east-1)")]
     NoRegion,
+    #[error("no root certificate could be read from {0}: point it at a PEM file of CA certificates, or unset it")]
+    NoRootCertificates(String),
+}
+
+/// The HTTPS client of every SDK client: hyper 1 and rustls with ring, the system's root
+/// certificates; one connection pool per process.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+        })
+        .clone()
 }
 
 /// The shared SDK configuration from the environment; a region is required.
 pub async fn load() -> Result<aws_config::SdkConfig, AwsEnvError> {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    check_root_certificates()?;
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await;
     if shared.region().is_none() {
         return Err(AwsEnvError::NoRegion);
     }
     Ok(shared)
+}
+
+/// Roots named by `SSL_CERT_FILE` / `SSL_CERT_DIR` that hold no certificate: the TLS client
+/// would panic at its first connection, so say it here instead. The system's own roots are not
+/// read twice (a Lambda cold start would pay for it).
+fn check_root_certificates() -> Result<(), AwsEnvError> {
+    let named: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().filter(|x| !x.is_empty()).map(|x| format!("{v}={x}")))
+        .collect();
+    if !named.is_empty() && rustls_native_certs::load_native_certs().certs.is_empty() {
+        return Err(AwsEnvError::NoRootCertificates(named.join(" and ")));
+    }
+    Ok(())
 }
 
 /// Whether the environment names a custom endpoint for `service` (moto, MinIO, LocalStack...):

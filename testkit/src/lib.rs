@@ -322,6 +322,7 @@ pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::from_conf(
         aws_sdk_kinesis::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(awsenv::https_client())
             .endpoint_url(endpoint)
             .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "tests"))
@@ -365,6 +366,7 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(awsenv::https_client())
             .endpoint_url(endpoint)
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
@@ -376,6 +378,7 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(awsenv::https_client())
         .endpoint_url(endpoint)
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
