@@ -203,43 +203,15 @@ fn the_history_is_read_from_the_datasets_the_processor_wrote() {
 /// bytes each), read back by `plan --stream`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_history_is_read_from_the_streams_cloudwatch_metrics() {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     let moto = testkit::servers::start_moto();
-    let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .http_client(awsenv::https_client())
-            .endpoint_url(moto.endpoint())
-            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    );
+    let cloudwatch = testkit::cloudwatch_client(&moto.endpoint());
     let today = model::now_ms() / 86_400_000 * 86_400_000;
     let rate = |minute: i64| if (18..22).contains(&(minute / 60 % 24)) { 3000.0 } else { 1000.0 };
-    let mut data = Vec::new();
-    for m in 0..2 * 1440i64 {
-        let at = DateTime::from_millis(today - 2 * 86_400_000 + m * 60_000);
-        for (metric, value) in [("IncomingRecords", rate(m) * 60.0), ("IncomingBytes", rate(m) * 60.0 * 300.0)] {
-            data.push(
-                MetricDatum::builder()
-                    .metric_name(metric)
-                    .dimensions(Dimension::builder().name("StreamName").value("orders").build())
-                    .timestamp(at)
-                    .value(value)
-                    .build(),
-            );
-        }
-    }
-    for chunk in data.chunks(1000) {
-        cloudwatch
-            .put_metric_data()
-            .namespace("AWS/Kinesis")
-            .set_metric_data(Some(chunk.to_vec()))
-            .send()
-            .await
-            .unwrap();
-    }
+    let minutes: Vec<(i64, f64)> =
+        (0..2 * 1440i64).map(|m| (today - 2 * 86_400_000 + m * 60_000, rate(m) * 60.0)).collect();
+    let bytes: Vec<(i64, f64)> = minutes.iter().map(|&(t, n)| (t, n * 300.0)).collect();
+    testkit::put_stream_metric(&cloudwatch, "orders", "IncomingRecords", &minutes).await;
+    testkit::put_stream_metric(&cloudwatch, "orders", "IncomingBytes", &bytes).await;
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         testkit::aws_command(env!("CARGO_BIN_EXE_orderstream"), &moto.endpoint())

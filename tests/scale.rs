@@ -5,24 +5,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
 use orderstream::lambda::runtime_api::{FunctionSpec, LocalLambda};
 use serde_json::Value;
 use testkit::servers::Server;
-
-fn cloudwatch_client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .http_client(awsenv::https_client())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
-}
 
 struct Setup {
     moto: Server,
@@ -36,7 +22,7 @@ impl Setup {
     fn new() -> Setup {
         let moto = testkit::servers::start_moto();
         let kinesis = testkit::kinesis_client(&moto.endpoint());
-        let cloudwatch = cloudwatch_client(&moto.endpoint());
+        let cloudwatch = testkit::cloudwatch_client(&moto.endpoint());
         Setup { moto, kinesis, cloudwatch, now: model::now_ms() / 60_000 * 60_000 }
     }
 
@@ -51,26 +37,8 @@ impl Setup {
 
     /// `metric` of `stream` for the minutes `ago` (1: the last whole minute), each `value`.
     async fn put(&self, stream: &str, metric: &str, ago: impl IntoIterator<Item = i64>, value: f64) {
-        let data: Vec<MetricDatum> = ago
-            .into_iter()
-            .map(|k| {
-                MetricDatum::builder()
-                    .metric_name(metric)
-                    .dimensions(Dimension::builder().name("StreamName").value(stream).build())
-                    .timestamp(DateTime::from_millis(self.now - k * 60_000))
-                    .value(value)
-                    .build()
-            })
-            .collect();
-        for chunk in data.chunks(20) {
-            self.cloudwatch
-                .put_metric_data()
-                .namespace("AWS/Kinesis")
-                .set_metric_data(Some(chunk.to_vec()))
-                .send()
-                .await
-                .unwrap();
-        }
+        let points: Vec<(i64, f64)> = ago.into_iter().map(|k| (self.now - k * 60_000, value)).collect();
+        testkit::put_stream_metric(&self.cloudwatch, stream, metric, &points).await;
     }
 
     /// `per_second` records of 240 bytes in each of the minutes `ago`.

@@ -17,8 +17,9 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
-fn certificates(dir: &Path) {
+/// A self-signed CA `name`.pem (its key `name`.key) in `dir`.
+fn ca(dir: &Path, name: &str) {
+    let (key, pem, subject) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN=orderstream test {name}"));
     openssl(
         dir,
         &[
@@ -28,19 +29,24 @@ fn certificates(dir: &Path) {
             "rsa:2048",
             "-nodes",
             "-keyout",
-            "ca.key",
+            &key,
             "-out",
-            "ca.pem",
+            &pem,
             "-days",
             "2",
             "-subj",
-            "/CN=orderstream test CA",
+            &subject,
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+fn certificates(dir: &Path) {
+    ca(dir, "ca");
     openssl(
         dir,
         &[
@@ -146,24 +152,7 @@ fn the_sdk_clients_speak_tls_with_ring_and_trust_only_known_roots() {
     assert!(listed.contents().iter().any(|o| o.key().unwrap_or("").starts_with("events/")), "{listed:?}");
 
     // Trusting another CA only, the handshake is refused.
-    openssl(
-        dir.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=another CA",
-        ],
-    );
+    ca(dir.path(), "other");
     let out = orderstream(false, &["samples", "--bucket", "lake"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "an untrusted certificate was accepted");

@@ -330,6 +330,40 @@ pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
     )
 }
 
+/// A CloudWatch client for an emulator endpoint, with dummy credentials.
+pub fn cloudwatch_client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(awsenv::https_client())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))
+            .build(),
+    )
+}
+
+/// Puts datapoints `(time in ms, value)` of a Kinesis stream's metric (namespace `AWS/Kinesis`,
+/// dimension `StreamName`), as Kinesis reports them.
+pub async fn put_stream_metric(client: &aws_sdk_cloudwatch::Client, stream: &str, metric: &str, points: &[(i64, f64)]) {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let data: Vec<MetricDatum> = points
+        .iter()
+        .map(|&(ms, value)| {
+            MetricDatum::builder()
+                .metric_name(metric)
+                .dimensions(Dimension::builder().name("StreamName").value(stream).build())
+                .timestamp(DateTime::from_millis(ms))
+                .value(value)
+                .build()
+        })
+        .collect();
+    for chunk in data.chunks(1000) {
+        client.put_metric_data().namespace("AWS/Kinesis").set_metric_data(Some(chunk.to_vec())).send().await.unwrap();
+    }
+}
+
 /// Every record of every shard, from the start: (partition key, data) per shard.
 pub async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str) -> BTreeMap<String, Vec<(String, Bytes)>> {
     let mut out = BTreeMap::new();
