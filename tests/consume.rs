@@ -122,9 +122,13 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
     assert_eq!(read_table(&bucket, "fn/", Table::Quarantine).await.len() as u64, t.tables.quarantine.rows);
     testkit::aggregates_match_details(&bucket, "fn/").await;
 
-    // One event file through the same bootstrap: its records are already committed.
+    // One event file through the same bootstrap: its records are already committed. Three of
+    // one shard, whose batch log line counts them together (the table's first rows can come from
+    // two shards, when a round's first commit held fewer than three events).
+    let shard = s(&events[0].1, "shard_id");
     let records: Vec<processor::kinesis::InputRecord> = events
         .iter()
+        .filter(|(_, r)| s(r, "shard_id") == shard)
         .take(3)
         .map(|(_, r)| processor::kinesis::InputRecord {
             stream: "live".into(),
@@ -148,7 +152,8 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
     let out = invoke(&["--bucket", "lake", "--prefix", "fn/", "--function", bootstrap.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"batchItemFailures":[]}"#);
-    assert!(String::from_utf8_lossy(&out.stderr).contains(r#""already_committed":3"#));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(r#""already_committed":3"#), "the function's log:\n{log}");
     assert_eq!(read_table(&bucket, "fn/", Table::Events).await.len(), events.len(), "nothing new");
 
     // Mistakes get one line each.
