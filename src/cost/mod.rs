@@ -205,7 +205,12 @@ pub enum CostError {
 
 /// The fewest shards that carry `rate` records/s of `bytes` each with `headroom`.
 pub fn shards_for(rate: f64, bytes: f64, headroom: f64) -> u32 {
-    let load = (rate / SHARD_RECORDS_PER_SECOND).max(rate * bytes / SHARD_BYTES_PER_SECOND);
+    shards_for_load(rate, rate * bytes, headroom)
+}
+
+/// The fewest shards that carry `records` records/s and `bytes` bytes/s with `headroom`.
+pub fn shards_for_load(records: f64, bytes: f64, headroom: f64) -> u32 {
+    let load = (records / SHARD_RECORDS_PER_SECOND).max(bytes / SHARD_BYTES_PER_SECOND);
     ((load * headroom) - 1e-9).ceil().max(1.0) as u32
 }
 

@@ -16,7 +16,7 @@
 //! - One call at most doubles or halves the count; the next minutes go on from there.
 
 use super::schedule::Action;
-use crate::cost::{SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND};
+use crate::cost::shards_for_load;
 
 /// One minute of the stream's metrics: CloudWatch's sums over the minute (the iterator age its
 /// maximum); `None` where the minute has no datapoint.
@@ -116,8 +116,7 @@ pub fn scheduled_at(schedule: &[Action], now_ms: i64) -> Option<u32> {
 
 /// Shards a minute of `records` and `bytes` needs with the headroom (at least 1).
 fn shards_for_minute(records: f64, bytes: f64, headroom: f64) -> u32 {
-    let load = (records / 60.0 / SHARD_RECORDS_PER_SECOND).max(bytes / 60.0 / SHARD_BYTES_PER_SECOND);
-    ((load * headroom) - 1e-9).ceil().max(1.0) as u32
+    shards_for_load(records / 60.0, bytes / 60.0, headroom)
 }
 
 /// The rule, at `now_ms`, for a stream of `current` open shards.
