@@ -162,10 +162,11 @@ pub async fn run(a: Args) -> anyhow::Result<bool> {
         .map(|x| serde_json::json!({"at": model::format_millis(x.at_ms), "target_shard_count": x.target_shard_count}))
         .collect();
     if let Some(path) = &a.schedule {
-        let calls: Vec<_> = calls
-            .iter()
-            .map(|c| serde_json::json!({"at": c["at"], "target_shard_count": c["target_shard_count"], "scaling_type": "UNIFORM_SCALING"}))
-            .collect();
+        // The arguments of `aws kinesis update-shard-count`, each call's scaling type with it.
+        let mut calls = calls.clone();
+        for c in &mut calls {
+            c["scaling_type"] = "UNIFORM_SCALING".into();
+        }
         std::fs::write(path, serde_json::to_string_pretty(&calls)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -298,7 +299,7 @@ async fn cloudwatch_history(
     days: u32,
     kpl_records: f64,
 ) -> anyhow::Result<(std::collections::BTreeMap<i64, f64>, Option<f64>)> {
-    const DAY_MS: i64 = 86_400_000;
+    use crate::plan::forecast::DAY_MS;
     let shared = awsenv::load().await?;
     let client = aws_sdk_cloudwatch::Client::new(&shared);
     let end = model::now_ms().div_euclid(DAY_MS) * DAY_MS;

@@ -12,7 +12,7 @@
 
 /// Minutes in a day.
 pub const DAY: usize = 1440;
-const DAY_MS: i64 = 86_400_000;
+pub const DAY_MS: i64 = 86_400_000;
 /// Days of history the trend is fitted to, and the shape is the median of.
 const TREND_DAYS: usize = 28;
 const SHAPE_DAYS: usize = 14;

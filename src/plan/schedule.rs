@@ -205,7 +205,6 @@ pub fn stream_costs(plan: &Plan, forecast: &History, s: &PlanSettings, p: &Price
     }
 }
 
-/// Hours in a forecast of `days` days.
 /// Publisher groups that merge a peak of `rate` records/s with the headroom, at
 /// `staged_bytes_per_record` of staged Parquet each, one vCPU a group
 /// ([`crate::cost::PUBLISHER_MB_PER_CPU_SECOND`]).
@@ -214,6 +213,7 @@ pub fn publisher_groups(rate: f64, staged_bytes_per_record: f64, headroom: f64) 
     ((mb_per_second / crate::cost::PUBLISHER_MB_PER_CPU_SECOND) - 1e-9).ceil().max(1.0) as u32
 }
 
+/// Hours in a forecast of `days` days.
 pub fn hours(days: usize) -> usize {
     days * DAY / 60
 }
