@@ -144,9 +144,16 @@ pub fn documents(report: &BatchReport, timestamp_ms: i64, request_id: &str) -> V
 /// [`documents`] last. A failed write loses metrics, never the batch.
 pub fn emit(report: &BatchReport, request_id: &str) {
     let docs = documents(report, model::now_ms(), request_id);
-    let mut out = std::io::stdout().lock();
     // The summary document last: a log reader that has seen it has seen the batch's lines.
-    for doc in docs.iter().skip(1).chain(docs.first()) {
+    write_lines(docs.iter().skip(1).chain(docs.first()));
+}
+
+/// Writes EMF documents to standard output, one line each, and flushes: how every function of
+/// the project (processor, publisher, scaler) hands CloudWatch its metrics. A failed write loses
+/// metrics, nothing else.
+pub fn write_lines<'a>(docs: impl IntoIterator<Item = &'a Value>) {
+    let mut out = std::io::stdout().lock();
+    for doc in docs {
         let _ = writeln!(out, "{doc}");
     }
     let _ = out.flush();

@@ -1,8 +1,6 @@
 //! The publisher's CloudWatch Embedded Metric Format line, one per round: namespace
 //! `Orderstream` (the processor's), dimension `PublisherGroup`.
 
-use std::io::Write;
-
 use serde_json::{json, Value};
 
 use crate::RoundReport;
@@ -61,9 +59,7 @@ pub fn document(report: &RoundReport, group: u32, now_ms: i64) -> Value {
 
 /// Writes the round's line to standard output (a failed write loses metrics, nothing else).
 pub fn emit(report: &RoundReport, group: u32) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", document(report, group, model::now_ms()));
-    let _ = out.flush();
+    processor::metrics::write_lines([&document(report, group, model::now_ms())]);
 }
 
 #[cfg(test)]

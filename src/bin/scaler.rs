@@ -34,12 +34,7 @@ async fn main() -> Result<(), Error> {
     let scaler = &scaler;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
         let step = scaler.step(model::now_ms(), false).await.map_err(|e| Error::from(e.to_string()))?;
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", step.emf(model::now_ms()));
-            let _ = out.flush();
-        }
+        processor::metrics::write_lines([&step.emf(model::now_ms())]);
         let d = &step.decision;
         tracing::info!(
             stream = %step.stream, current = d.current, reactive = d.reactive, scheduled = ?d.scheduled,
