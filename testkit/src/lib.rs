@@ -317,30 +317,27 @@ pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, St
     (head.to_string(), body.to_string())
 }
 
+/// The SDK configuration of every client for an emulator endpoint: dummy credentials, one
+/// region, the project's HTTPS client.
+fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_sdk_kinesis::config::{Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(awsenv::https_client())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "tests")))
+        .build()
+}
+
 /// A Kinesis client for an emulator endpoint, with dummy credentials.
 pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::from_conf(
-        aws_sdk_kinesis::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .http_client(awsenv::https_client())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
+    aws_sdk_kinesis::Client::new(&emulator_config(endpoint))
 }
 
 /// A CloudWatch client for an emulator endpoint, with dummy credentials.
 pub fn cloudwatch_client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .http_client(awsenv::https_client())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
+    aws_sdk_cloudwatch::Client::new(&emulator_config(endpoint))
 }
 
 /// Puts datapoints `(time in ms, value)` of a Kinesis stream's metric (namespace `AWS/Kinesis`,
@@ -397,25 +394,12 @@ pub async fn read_stream(client: &aws_sdk_kinesis::Client, stream: &str) -> BTre
 
 /// An SQS client for an emulator endpoint, with dummy credentials.
 pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .http_client(awsenv::https_client())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
-            .build(),
-    )
+    aws_sdk_sqs::Client::new(&emulator_config(endpoint))
 }
 
 /// An S3 client for an emulator endpoint, with dummy credentials and short retry backoff.
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .http_client(awsenv::https_client())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+    let config = aws_sdk_s3::config::Builder::from(&emulator_config(endpoint))
         .force_path_style(true)
         .retry_config(aws_config::retry::RetryConfig::standard().with_initial_backoff(Duration::from_millis(20)))
         .build();
