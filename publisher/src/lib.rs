@@ -7,7 +7,9 @@
 //! row per key.
 //!
 //! - [`plan`]: which commits a round takes and which files each output merges (pure);
-//! - [`merge`]: the merge of one output, streaming (pure: bytes in, bytes out);
+//! - [`merge`]: the merge of one output, streaming (pure: bytes in, bytes out), its detail
+//!   tables' column chunks spliced ([`splice`]) and its dictionaries united ([`redict`], with
+//!   [`rle`], the index encoding);
 //! - [`round`]: rounds through an object store, with the fence and the roll-forward;
 //! - [`record`], [`keys`]: what a group stores, and where;
 //! - [`config`]: the environment of contract section 3 and the tuning;
@@ -22,6 +24,8 @@ pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod record;
+pub mod redict;
+pub mod rle;
 pub mod round;
 pub mod splice;
 

@@ -1,9 +1,10 @@
 //! Merging one table's staged files of one hour into one file (pure: bytes in, bytes out).
 //!
 //! Detail tables (`events`, `order_items`, `quarantine`) are spliced: the inputs' column
-//! chunks are laid end to end into row groups of about a set size (`splice`), all but the few
-//! dictionary-encoded columns without decoding them, so memory holds one row group's inputs,
-//! not the table, and the cost is mostly a copy. Aggregate tables (`sales_minute`, `funnel_minute`)
+//! chunks are laid end to end into row groups of about a set size (`splice`) without decoding
+//! them, the few dictionary-encoded columns with their indices rewritten to one dictionary
+//! (`redict`), so memory holds one row group's inputs, not the table, and the cost is mostly a
+//! copy. Aggregate tables (`sales_minute`, `funnel_minute`)
 //! are rolled up: decoded and summed per key, one row per key, sorted by key, one row group.
 
 use std::collections::BTreeMap;
@@ -311,6 +312,16 @@ mod tests {
                 sink::DICTIONARY_COLUMNS.contains(&name.as_str()),
                 "{name}: spliced unless a dictionary"
             );
+            if dictionary {
+                // Its inputs' pages, indices rewritten to one dictionary (the encoder would have
+                // made one page of these 300 rows).
+                let mut pages = reader.get_row_group(0).unwrap().get_column_page_reader(i).unwrap();
+                let mut data_pages = 0;
+                while let Some(page) = pages.get_next_page().unwrap() {
+                    data_pages += usize::from(page.is_data_page());
+                }
+                assert_eq!(data_pages, 6, "{name}");
+            }
             let stats = group.column(i).statistics().unwrap_or_else(|| panic!("{name} has statistics"));
             let column: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
             let nulls: usize = column.iter().map(|c| c.null_count()).sum();

@@ -5,8 +5,9 @@
 //! one valid column chunk: its metadata is the inputs' summed (sizes, value counts) and widened
 //! (min and max statistics), and nothing is decompressed. The few columns that have a
 //! dictionary (types, countries, currencies: few distinct values, where a dictionary makes the
-//! column several times smaller) are decoded and encoded again into one chunk with one
-//! dictionary; they are a small share of the bytes.
+//! column several times smaller) are merged into one chunk with one dictionary by rewriting
+//! their pages' indices (`redict`), or, when a chunk is not as the processor writes it,
+//! decoded and encoded again; they are a small share of the bytes.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -16,15 +17,17 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ProjectionMask;
-use parquet::basic::{Compression, EncodingMask};
+use parquet::basic::{Compression, EncodingMask, ZstdLevel};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
+use parquet::file::metadata::{ColumnChunkMetaData, ColumnChunkMetaDataBuilder, ParquetMetaData};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::SchemaDescriptor;
+
+use crate::redict;
 
 /// A file whose column chunks can be spliced: its bytes and its footer, read as the table's
 /// Arrow schema.
@@ -76,8 +79,9 @@ fn spliceable_column(inputs: &[Spliceable], column: usize) -> bool {
         .all(|c| c.dictionary_page_offset().is_none() && matches!(c.compression(), Compression::ZSTD(_)))
 }
 
-/// Writes one row group of `inputs`' rows, in order: spliceable columns' chunks end to end, the
-/// others decoded and encoded again with the file's settings.
+/// Writes one row group of `inputs`' rows, in order: spliceable columns' chunks end to end,
+/// dictionary columns with their indices rewritten to one dictionary, any other column decoded
+/// and encoded again with the file's settings.
 pub fn write_row_group<W: std::io::Write + Send>(
     file: &mut SerializedFileWriter<W>,
     encoders: &ArrowRowGroupWriterFactory,
@@ -85,30 +89,53 @@ pub fn write_row_group<W: std::io::Write + Send>(
     inputs: &[Spliceable],
 ) -> Result<()> {
     let schema = &file.schema_descr().clone();
+    let properties = file.properties().clone();
     let writers = encoders.create_column_writers(file.flushed_row_groups().len())?;
-    // The columns to encode again each get a thread of their own (they are few, and this is
-    // where a round spends its CPU) while the others are spliced, in column order.
+    // The columns not spliced each get a thread of their own (they are few, and this is where
+    // a round spends its CPU) while the others are spliced, in column order.
     std::thread::scope(|scope| -> Result<()> {
-        let encoding: Vec<_> = writers
+        let merging: Vec<_> = writers
             .into_iter()
             .enumerate()
             .map(|(column, writer)| {
-                (!spliceable_column(inputs, column))
-                    .then(|| scope.spawn(move || encode_column(writer, arrow, schema, column, inputs)))
+                let zstd = match properties.compression(schema.column(column).path()) {
+                    Compression::ZSTD(level) => Some(level.compression_level()),
+                    _ => None,
+                };
+                (!spliceable_column(inputs, column)).then(|| {
+                    scope.spawn(move || {
+                        let redicted = match zstd {
+                            Some(level) => redictionary_column(schema, column, inputs, level)?,
+                            None => None,
+                        };
+                        match redicted {
+                            Some(chunk) => Ok(Merged::Redicted(chunk)),
+                            None => encode_column(writer, arrow, schema, column, inputs).map(Merged::Encoded),
+                        }
+                    })
+                })
             })
             .collect();
         let mut group = file.next_row_group()?;
-        for (column, encoding) in encoding.into_iter().enumerate() {
-            if let Some(handle) = encoding {
-                let chunk = handle.join().map_err(|_| ParquetError::General("a column encoder panicked".into()))??;
-                chunk.append_to_row_group(&mut group)?;
+        for (column, merging) in merging.into_iter().enumerate() {
+            let Some(handle) = merging else {
+                splice_column(&mut group, schema, column, inputs)?;
                 continue;
+            };
+            match handle.join().map_err(|_| ParquetError::General("a column encoder panicked".into()))?? {
+                Merged::Encoded(chunk) => chunk.append_to_row_group(&mut group)?,
+                Merged::Redicted((chunk, close)) => group.append_column(&chunk, close)?,
             }
-            splice_column(&mut group, schema, column, inputs)?;
         }
         group.close()?;
         Ok(())
     })
+}
+
+/// A column chunk made on a thread of its own.
+enum Merged {
+    Redicted((Spliced, ColumnCloseResult)),
+    Encoded(ArrowColumnChunk),
 }
 
 /// Column `column` of every input, its chunks' bytes laid end to end.
@@ -129,15 +156,62 @@ fn splice_column<W: std::io::Write + Send>(
         parts.push(input.body.slice(start as usize..end as usize));
     }
     let spliced = Spliced::new(parts);
+    let codec = chunks.first().map(|(_, c)| c.compression()).unwrap_or(Compression::UNCOMPRESSED);
+    if chunks.iter().any(|(_, c)| c.compression() != codec) {
+        return Err(ParquetError::General(format!("column {column}'s chunks are not compressed alike")));
+    }
     let close = ColumnCloseResult {
         bytes_written: spliced.len(),
         rows_written: chunks.iter().map(|(_, c)| c.num_values().max(0) as u64).sum(),
-        metadata: chunk_metadata(schema, column, &chunks, spliced.len())?,
+        metadata: chunk_metadata(schema, column, &chunks, codec, spliced.len())?.build()?,
         bloom_filter: None,
         column_index: None,
         offset_index: None,
     };
     group.append_column(&spliced, close)
+}
+
+/// Column `column` of every input with one dictionary (`redict`), if its chunks are as the
+/// processor writes them.
+fn redictionary_column(
+    schema: &SchemaDescriptor,
+    column: usize,
+    inputs: &[Spliceable],
+    zstd_level: i32,
+) -> Result<Option<(Spliced, ColumnCloseResult)>> {
+    let chunks: Vec<(&Spliceable, &ColumnChunkMetaData)> =
+        inputs.iter().flat_map(|input| input.chunks(column).map(move |c| (input, c))).collect();
+    let pages: Vec<_> = inputs
+        .iter()
+        .flat_map(|input| {
+            input
+                .meta()
+                .row_groups()
+                .iter()
+                .map(|g| (input.body.clone(), g.column(column), g.num_rows().max(0) as usize))
+        })
+        .collect();
+    let Some(merged) = redict::redictionary(schema.column(column).as_ref(), &pages, zstd_level)? else {
+        return Ok(None);
+    };
+    let dictionary_bytes = merged.dictionary_page.len();
+    let spliced = Spliced::new(vec![Bytes::from(merged.dictionary_page), Bytes::from(merged.data_pages)]);
+    let codec = Compression::ZSTD(ZstdLevel::try_new(zstd_level)?);
+    let metadata = chunk_metadata(schema, column, &chunks, codec, spliced.len())?
+        .set_dictionary_page_offset(Some(0))
+        .set_data_page_offset(dictionary_bytes as i64)
+        .set_total_uncompressed_size(merged.uncompressed_bytes)
+        .set_encodings_mask(merged.encodings)
+        .build()?;
+    let close = ColumnCloseResult {
+        bytes_written: spliced.len(),
+        rows_written: chunks.iter().map(|(_, c)| c.num_values().max(0) as u64).sum(),
+        metadata,
+        bloom_filter: None,
+        column_index: None,
+        offset_index: None,
+    };
+    Ok(Some((spliced, close)))
 }
 
 /// Column `column` of every input, decoded (that column only) and encoded into one chunk.
@@ -164,12 +238,14 @@ fn encode_column(
     writer.close()
 }
 
+/// The metadata of `chunks` laid end to end (`compressed` bytes from offset 0), to be built.
 fn chunk_metadata(
     schema: &SchemaDescriptor,
     column: usize,
     chunks: &[(&Spliceable, &ColumnChunkMetaData)],
+    codec: Compression,
     compressed: u64,
-) -> Result<ColumnChunkMetaData> {
+) -> Result<ColumnChunkMetaDataBuilder> {
     let mut encodings = EncodingMask::default();
     let (mut uncompressed, mut values) = (0i64, 0i64);
     let mut unencoded = Some(0i64);
@@ -181,10 +257,6 @@ fn chunk_metadata(
         values += c.num_values();
         unencoded = unencoded.zip(c.unencoded_byte_array_data_bytes()).map(|(a, b)| a + b);
     }
-    let codec = chunks.first().map(|(_, c)| c.compression()).unwrap_or(Compression::UNCOMPRESSED);
-    if chunks.iter().any(|(_, c)| c.compression() != codec) {
-        return Err(ParquetError::General(format!("column {column}'s chunks are not compressed alike")));
-    }
     let builder = ColumnChunkMetaData::builder(schema.column(column))
         .set_compression(codec)
         .set_encodings_mask(encodings)
@@ -193,11 +265,10 @@ fn chunk_metadata(
         .set_num_values(values)
         .set_data_page_offset(0)
         .set_unencoded_byte_array_data_bytes(unencoded);
-    match merged_statistics(chunks.iter().map(|(_, c)| (c.statistics(), c.num_values()))) {
+    Ok(match merged_statistics(chunks.iter().map(|(_, c)| (c.statistics(), c.num_values()))) {
         Some(statistics) => builder.set_statistics(statistics),
         None => builder.clear_statistics(),
-    }
-    .build()
+    })
 }
 
 /// The statistics of chunks laid end to end: the least minimum, the greatest maximum, the
