@@ -423,7 +423,7 @@ impl<S: ObjectStore> Processor<S> {
         let mut files = Vec::new();
         let mut staged = Vec::new();
         for (i, tb) in builder.finish().map_err(|e| LedgerError::Encode(e.to_string()))?.into_iter().enumerate() {
-            let body = encode_parquet(&tb.batch).map_err(|e| LedgerError::Encode(e.to_string()))?;
+            let body = encode_parquet(tb.table, &tb.batch).map_err(|e| LedgerError::Encode(e.to_string()))?;
             let staged_key = keys.staged(n, &attempt, i);
             files.push(CommittedFile {
                 table: tb.table.as_str().to_string(),

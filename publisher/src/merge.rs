@@ -152,7 +152,7 @@ fn spliceable(table: Table, schema: &SchemaDescriptor, key: &str, body: Bytes) -
         Err(why) => why,
     };
     tracing::debug!(key, why, "a staged file is re-encoded to be merged");
-    let body = encode_batches(table.schema(), &batches(table, key, body)?).map_err(|e| write_err(table)(e.0))?;
+    let body = encode_batches(table, table.schema(), &batches(table, key, body)?).map_err(|e| write_err(table)(e.0))?;
     let meta = ParquetMetaDataReader::new().parse_and_finish(&body).map_err(write_err(table))?;
     Spliceable::new(body, meta, &table.schema(), schema)
         .map_err(|why| MergeError::Write { table, error: ParquetError::General(why) })
@@ -250,7 +250,7 @@ mod tests {
                 builder.add_event(&event, &meta);
             }
             for tb in builder.finish().unwrap() {
-                let body = encode_parquet(&tb.batch).unwrap();
+                let body = encode_parquet(tb.table, &tb.batch).unwrap();
                 out.entry(tb.table).or_default().push((format!("{}-{b}", tb.table), body));
             }
         }
@@ -437,7 +437,7 @@ mod tests {
             Arc::new(Int64Array::from(vec![0])),
             Arc::new(Int64Array::from(vec![0])),
         ];
-        let body = encode_parquet(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
+        let body = encode_parquet(Table::FunnelMinute, &RecordBatch::try_new(schema, columns).unwrap()).unwrap();
         let err = merge(Table::FunnelMinute, [("a".to_string(), body.clone()), ("b".to_string(), body)], Vec::new(), 1)
             .unwrap_err();
         assert!(matches!(err, MergeError::Overflow { .. }), "{err}");

@@ -3,10 +3,10 @@
 //! rewritten to the united dictionary, its definition levels copied as they are.
 //!
 //! This is what the few dictionary columns of a staged file (event types, countries, currencies:
-//! `sink::DICTIONARY_COLUMNS`) cost a round: a page is decompressed, its indices decoded, mapped
-//! through a table of a few entries and encoded again, and compressed. Decoding the values and
-//! encoding them again (the `parquet` crate's writer, which hashes every value into its
-//! dictionary) took about half of a round's CPU.
+//! `sink::DICTIONARY_COLUMNS`) cost a round: a page's indices decoded (staged files leave these
+//! columns uncompressed), mapped through a table of a few entries, encoded again and
+//! compressed. Decoding the values and encoding them again (the `parquet` crate's writer, which
+//! hashes every value into its dictionary) took about half of a round's CPU.
 //!
 //! It takes the chunks the processor's writer makes (a dictionary page, then Parquet 1.0 data
 //! pages of dictionary indices, one level of nesting at most); anything else (data pages that

@@ -9,6 +9,8 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
+use crate::Table;
+
 #[derive(Debug, thiserror::Error)]
 #[error("encoding a Parquet file failed: {0}")]
 pub struct EncodeError(#[from] pub ParquetError);
@@ -30,20 +32,33 @@ fn builder() -> WriterPropertiesBuilder {
 /// nothing without one.)
 pub const DICTIONARY_COLUMNS: [&str; 6] = ["event_type", "country", "device", "category", "currency", "reason_code"];
 
-/// The settings of a commit's staged files: one row group per file (a file is one batch's
-/// partition); a dictionary for [`DICTIONARY_COLUMNS`] only, so that the publisher merges the
-/// other columns by laying their chunks end to end without decoding them (each data page stands
-/// alone; at a batch's size a dictionary saves little on them).
-pub fn writer_properties() -> Arc<WriterProperties> {
-    static PROPS: std::sync::OnceLock<Arc<WriterProperties>> = std::sync::OnceLock::new();
-    PROPS
-        .get_or_init(|| {
-            let builder = DICTIONARY_COLUMNS.iter().fold(builder().set_dictionary_enabled(false), |b, name| {
-                b.set_column_dictionary_enabled(ColumnPath::from(*name), true)
-            });
-            Arc::new(builder.build())
-        })
-        .clone()
+/// The settings of a commit's staged files of `table`: one row group per file (a file is one
+/// batch's partition); a dictionary for [`DICTIONARY_COLUMNS`] only, so that the publisher
+/// merges the other columns by laying their chunks end to end without decoding them (each data
+/// page stands alone; at a batch's size a dictionary saves little on them).
+///
+/// Compressed (ZSTD) only where the publisher copies the bytes as they are: the dictionary
+/// columns (whose indices it rewrites, then compresses) and the aggregate tables (which it
+/// decodes and rolls up) are written uncompressed. Staged files are hidden and short-lived, so
+/// this costs a few bytes of S3 traffic, and saves a compression context per column chunk in the
+/// processor and a decompression context per chunk in the publisher (the greater part of a
+/// round's CPU for the aggregates' small files, by `perf`).
+pub fn writer_properties(table: Table) -> Arc<WriterProperties> {
+    static PROPS: std::sync::OnceLock<[Arc<WriterProperties>; 5]> = std::sync::OnceLock::new();
+    PROPS.get_or_init(|| Table::ALL.map(staged_properties))[table as usize].clone()
+}
+
+fn staged_properties(table: Table) -> Arc<WriterProperties> {
+    let mut builder = builder().set_dictionary_enabled(false);
+    if table.is_aggregate() {
+        builder = builder.set_compression(Compression::UNCOMPRESSED);
+    }
+    for name in DICTIONARY_COLUMNS {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(name), true)
+            .set_column_compression(ColumnPath::from(name), Compression::UNCOMPRESSED);
+    }
+    Arc::new(builder.build())
 }
 
 /// The settings of a publisher's merged files: the same encoding, row groups cut at about
@@ -52,19 +67,53 @@ pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
     builder().set_max_row_group_row_count(None).set_max_row_group_bytes(Some(row_group_bytes.max(1))).build()
 }
 
-/// One record batch to the bytes of a Parquet file.
-pub fn encode_parquet(batch: &RecordBatch) -> Result<Bytes, EncodeError> {
-    encode_batches(batch.schema(), std::slice::from_ref(batch))
+/// One record batch of `table` to the bytes of a staged file.
+pub fn encode_parquet(table: Table, batch: &RecordBatch) -> Result<Bytes, EncodeError> {
+    encode_batches(table, batch.schema(), std::slice::from_ref(batch))
 }
 
-/// Record batches of one schema to the bytes of one staged file (as [`encode_parquet`] writes).
-pub fn encode_batches(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, EncodeError> {
+/// Record batches of `table` (of one schema) to the bytes of one staged file (as
+/// [`encode_parquet`] writes).
+pub fn encode_batches(table: Table, schema: SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, EncodeError> {
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     let mut buf = Vec::with_capacity(4096 + size / 4);
-    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some((*writer_properties()).clone()))?;
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some((*writer_properties(table)).clone()))?;
     for batch in batches {
         writer.write(batch)?;
     }
     writer.close()?;
     Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::new_empty_array;
+    use parquet::file::metadata::ParquetMetaDataReader;
+
+    #[test]
+    fn staged_files_compress_only_what_the_publisher_copies_as_it_is() {
+        for table in Table::ALL {
+            let schema = table.schema();
+            let columns = schema.fields().iter().map(|f| new_empty_array(f.data_type())).collect();
+            let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+            let body = encode_parquet(table, &batch).unwrap();
+            let meta = ParquetMetaDataReader::new().parse_and_finish(&body).unwrap();
+            let props = writer_properties(table);
+            for column in meta.file_metadata().schema_descr().columns() {
+                let name = column.name();
+                let dictionary = DICTIONARY_COLUMNS.contains(&name);
+                let compression = props.compression(column.path());
+                assert_eq!(props.dictionary_enabled(column.path()), dictionary, "{table}.{name}");
+                if dictionary || table.is_aggregate() {
+                    assert_eq!(compression, Compression::UNCOMPRESSED, "{table}.{name}");
+                } else {
+                    assert!(matches!(compression, Compression::ZSTD(_)), "{table}.{name}");
+                }
+            }
+        }
+        // Published files are ZSTD throughout.
+        let merged = merged_writer_properties(1 << 20);
+        assert!(matches!(merged.compression(&ColumnPath::from("country")), Compression::ZSTD(_)));
+    }
 }
