@@ -382,6 +382,8 @@ impl<S: ObjectStore> Publisher<S> {
             let mut up = Upload::new(&self.store, &staged, self.settings.part_bytes);
             while let Some(chunk) = out_rx.recv().await {
                 if let Err(e) = up.write(&chunk).await {
+                    // The merge stops at its next chunk (else it would wait for room forever).
+                    out_rx.close();
                     up.abort().await;
                     return Err(e);
                 }

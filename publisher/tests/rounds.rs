@@ -218,3 +218,45 @@ async fn a_staged_file_gone_before_its_round_is_counted_and_the_rest_published()
     assert_eq!(report.missing_files, 1);
     assert!(!testkit::read_table(&*store, "", Table::Events).await.is_empty());
 }
+
+/// A merged file larger than a part, whose upload is refused while the merge still writes: the
+/// round fails (it used to wait for room in the upload's queue forever), and the next one
+/// publishes every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_of_a_large_merged_file_fails_the_round_instead_of_stalling_it() {
+    use base64::Engine;
+    let store = Arc::new(Faulty::default());
+    let processor = Processor::new(store.clone(), "");
+    // 2,400 records of 5 KB that are not JSON (quarantined with their bytes, which do not
+    // compress): a 12 MB quarantine file, more than a 5 MB part and the queue behind it.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for batch in 0..24 {
+        let mut records = kinesis_records(A, batch * 100..(batch + 1) * 100);
+        for record in &mut records {
+            let noise: Vec<u8> = (0..5_000)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            record["kinesis"]["data"] = base64::engine::general_purpose::STANDARD.encode(noise).into();
+        }
+        let ev: KinesisEvent = serde_json::from_str(&event(&records)).unwrap();
+        let (_, report) = processor.handle(ev).await;
+        assert!(report.error.is_none(), "{:?}", report.error);
+    }
+    let settings = Settings { part_bytes: 5 << 20, workers: 1, ..settings() };
+    store.arm(Some((0, usize::MAX, Fault::Refuse)), true);
+    let publisher = Publisher::new(store.clone(), "", settings.clone());
+    let first = tokio::time::timeout(std::time::Duration::from_secs(120), publisher.round()).await;
+    let first = first.expect("the round ends");
+    assert!(first.is_err(), "{first:?}");
+    store.arm(None, true);
+    let report = Publisher::new(store.clone(), "", settings).round().await.unwrap();
+    let quarantine = report.outputs.iter().find(|o| o.table == "quarantine").expect("a quarantine file");
+    assert!(quarantine.bytes > 8 << 20, "larger than a part and the queue: {} bytes", quarantine.bytes);
+    assert_eq!(testkit::read_table(&*store, "", Table::Quarantine).await.len(), 2_400, "every record once");
+    assert!(publisher::audit::audit(&*store, "").await.unwrap().holds());
+}
