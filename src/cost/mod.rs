@@ -45,8 +45,8 @@ const PLATFORM_LOG_BYTES: f64 = 300.0;
 /// What the publisher logs per round: its EMF line and a log line.
 const PUBLISHER_LOG_BYTES_PER_ROUND: f64 = 1000.0;
 /// A publisher merges this many MB of staged Parquet per CPU second (publisher/benches/round.rs,
-/// docs/performance.md: 1,078 MB in 19.7 CPU seconds).
-pub const PUBLISHER_MB_PER_CPU_SECOND: f64 = 55.0;
+/// docs/performance.md: 1,082 MB in 9.7 CPU seconds).
+pub const PUBLISHER_MB_PER_CPU_SECOND: f64 = 110.0;
 /// Firehose closes a file at 128 MiB or 900 s, whichever comes first (its largest buffer).
 const FIREHOSE_BUFFER_BYTES: f64 = 128.0 * 1_048_576.0;
 const FIREHOSE_BUFFER_SECONDS: f64 = 900.0;

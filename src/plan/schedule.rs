@@ -268,11 +268,11 @@ mod tests {
     }
 
     #[test]
-    fn a_publisher_group_merges_55_mb_a_second() {
-        // 100 bytes staged per record: 550,000 records/s fill one group, with 20% headroom less.
-        assert_eq!(publisher_groups(450_000.0, 100.0, 1.2), 1);
-        assert_eq!(publisher_groups(460_000.0, 100.0, 1.2), 2);
-        assert_eq!(publisher_groups(2_000_000.0, 100.0, 1.2), 5);
+    fn a_publisher_group_merges_110_mb_a_second() {
+        // 100 bytes staged per record: 1,100,000 records/s fill one group, with 20% headroom less.
+        assert_eq!(publisher_groups(910_000.0, 100.0, 1.2), 1);
+        assert_eq!(publisher_groups(920_000.0, 100.0, 1.2), 2);
+        assert_eq!(publisher_groups(4_000_000.0, 100.0, 1.2), 5);
         assert_eq!(publisher_groups(0.0, 100.0, 1.2), 1);
     }
 }

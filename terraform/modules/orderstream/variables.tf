@@ -112,7 +112,7 @@ variable "publisher_zip" {
 }
 
 variable "publisher_groups" {
-  description = "Publisher groups: each a function that publishes a fixed share of the shards (by hash of stream and shard id). One merges about 55 MB/s of staged Parquet per vCPU (docs/performance.md); add one per 18 MB/s, about 300,000 records/s of storefront traffic. Change it with the schedules disabled for a round (docs/exactly-once.md)."
+  description = "Publisher groups: each a function that publishes a fixed share of the shards (by hash of stream and shard id). One merges about 110 MB/s of staged Parquet per vCPU (docs/performance.md); add one per 37 MB/s, about 550,000 records/s of storefront traffic. Change it with the schedules disabled for a round (docs/exactly-once.md)."
   type        = number
   default     = 1
   validation {
