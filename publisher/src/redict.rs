@@ -99,9 +99,14 @@ pub fn redictionary(
             } else {
                 (0, num_values as usize)
             };
-            let width = *buf.get(level_bytes).ok_or_else(|| corrupt("a data page without its indices' bit width"))?;
             indices.clear();
-            rle::decode(&buf[level_bytes + 1..], width, present, &mut indices).map_err(|e| corrupt(&e.to_string()))?;
+            // A page of nulls only may end after its levels, without the indices' bit width.
+            if present > 0 {
+                let width =
+                    *buf.get(level_bytes).ok_or_else(|| corrupt("a data page without its indices' bit width"))?;
+                rle::decode(&buf[level_bytes + 1..], width, present, &mut indices)
+                    .map_err(|e| corrupt(&e.to_string()))?;
+            }
             let mut max = 0;
             for index in &mut indices {
                 *index = *remap.get(*index as usize).ok_or_else(|| corrupt("a dictionary index out of range"))?;
