@@ -38,6 +38,9 @@ impl ObjectStore for CrashAfterWrites {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.inner.get(key).await
     }
+    async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get_prefix(key, len).await
+    }
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         self.before_write();
         self.inner.put(key, body).await
@@ -109,6 +112,9 @@ impl ObjectStore for Outage {
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.inner.get(key).await
+    }
+    async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+        self.inner.get_prefix(key, len).await
     }
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         self.check("put", key)?;

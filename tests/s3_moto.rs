@@ -30,6 +30,14 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
     store.put(key, Bytes::from_static(b"two")).await.unwrap();
     assert_eq!(store.get(key).await.unwrap().unwrap(), "two");
     assert!(store.exists(key).await.unwrap());
+    // The start of an object (a GET with a Range), all of a shorter one, none of a missing one;
+    // an empty object (whose every range S3 refuses with 416) is all of its start.
+    assert_eq!(store.get_prefix(key, 2).await.unwrap().unwrap(), "tw");
+    assert_eq!(store.get_prefix(key, 99).await.unwrap().unwrap(), "two");
+    assert_eq!(store.get_prefix("p/missing", 2).await.unwrap(), None);
+    store.put("p/empty", Bytes::new()).await.unwrap();
+    assert_eq!(store.get_prefix("p/empty", 2).await.unwrap().unwrap(), "");
+    store.delete("p/empty").await.unwrap();
     // Conditional create: If-None-Match: * is refused on an existing key.
     assert!(store.put_if_absent("p/c/1.json", Bytes::from_static(b"first")).await.unwrap());
     assert!(!store.put_if_absent("p/c/1.json", Bytes::from_static(b"second")).await.unwrap());

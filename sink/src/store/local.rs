@@ -117,6 +117,20 @@ impl LocalStore {
         }
     }
 
+    fn get_prefix_sync(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+        use std::io::Read;
+        let path = self.path("get", key)?;
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err("get", key, e)),
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut body = Vec::with_capacity(len.min(usize::try_from(size).unwrap_or(usize::MAX)));
+        file.take(len as u64).read_to_end(&mut body).map_err(|e| self.err("get", key, e))?;
+        Ok(Some(Bytes::from(body)))
+    }
+
     fn list_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         // Walk the deepest directory that the prefix names in full, then filter.
         let dir_part = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
@@ -227,6 +241,10 @@ impl ObjectStore for LocalStore {
         let (s, k) = (self.clone(), key.to_string());
         blocking(move || s.get_sync(&k)).await
     }
+    async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+        let (s, k) = (self.clone(), key.to_string());
+        blocking(move || s.get_prefix_sync(&k, len)).await
+    }
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         let (s, k) = (self.clone(), key.to_string());
         blocking(move || s.put_sync(&k, &body)).await
@@ -297,6 +315,9 @@ mod tests {
         s.put("a/b.txt", Bytes::from_static(b"one")).await.unwrap();
         s.put("a/b.txt", Bytes::from_static(b"two")).await.unwrap();
         assert_eq!(s.get("a/b.txt").await.unwrap().unwrap(), "two");
+        assert_eq!(s.get_prefix("a/b.txt", 2).await.unwrap().unwrap(), "tw");
+        assert_eq!(s.get_prefix("a/b.txt", 9).await.unwrap().unwrap(), "two");
+        assert_eq!(s.get_prefix("a/missing.txt", 2).await.unwrap(), None);
         assert!(s.put_if_absent("a/c.txt", Bytes::from_static(b"x")).await.unwrap());
         assert!(!s.put_if_absent("a/c.txt", Bytes::from_static(b"y")).await.unwrap());
         assert_eq!(s.get("a/c.txt").await.unwrap().unwrap(), "x");

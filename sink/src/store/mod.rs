@@ -39,6 +39,11 @@ pub trait ObjectStore: Send + Sync {
     fn describe(&self) -> String;
     /// The object's bytes, or `None` when there is no such key.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// The object's first `len` bytes (all of it when it is shorter), or `None` when there is no
+    /// such key: on S3 a GET with a `Range`, for a reader that needs only the start of an object.
+    async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get(key).await?.map(|body| body.slice(..body.len().min(len))))
+    }
     /// Creates or replaces the object.
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError>;
     /// Creates the object only if the key does not exist, atomically: `Ok(false)` when it exists.
@@ -74,6 +79,9 @@ macro_rules! forward_store {
             }
             async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
                 (**self).get(key).await
+            }
+            async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+                (**self).get_prefix(key, len).await
             }
             async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
                 (**self).put(key, body).await

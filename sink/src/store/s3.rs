@@ -56,6 +56,36 @@ impl S3Store {
     {
         StoreError::new(op, key, &self.describe(), awsenv::one_line(DisplayErrorContext(e)))
     }
+
+    /// A GET of the whole object, or of the byte range given (`bytes=0-99`).
+    async fn get_range(&self, key: &str, mut range: Option<String>) -> Result<Option<Bytes>, StoreError> {
+        loop {
+            match self.client.get_object().bucket(&self.bucket).key(key).set_range(range.clone()).send().await {
+                Ok(mut out) => {
+                    // One buffer of the object's size, filled chunk by chunk: collecting the chunks
+                    // first and then joining them would hold the object twice.
+                    let size = out.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+                    let mut body = bytes::BytesMut::with_capacity(size);
+                    while let Some(chunk) = out
+                        .body
+                        .try_next()
+                        .await
+                        .map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?
+                    {
+                        body.extend_from_slice(&chunk);
+                    }
+                    return Ok(Some(body.freeze()));
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+                // A range that starts past the end (an empty object) is refused with 416: the
+                // object is all of its start.
+                Err(e) if range.is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                    range = None
+                }
+                Err(e) => return Err(self.err("get", key, &e)),
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -65,25 +95,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(mut out) => {
-                // One buffer of the object's size, filled chunk by chunk: collecting the chunks
-                // first and then joining them would hold the object twice.
-                let size = out.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
-                let mut body = bytes::BytesMut::with_capacity(size);
-                while let Some(chunk) = out
-                    .body
-                    .try_next()
-                    .await
-                    .map_err(|e| StoreError::new("get", key, &self.describe(), e.to_string()))?
-                {
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(Some(body.freeze()))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(self.err("get", key, &e)),
+        self.get_range(key, None).await
+    }
+
+    async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+        if len == 0 {
+            return Ok(self.exists(key).await?.then(Bytes::new));
         }
+        self.get_range(key, Some(format!("bytes=0-{}", len - 1))).await
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
