@@ -99,9 +99,12 @@ impl ObjectStore for MemoryStore {
     }
     async fn upload_complete(&self, key: &str, upload: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
         let (k, held) = self.uploads().remove(upload).ok_or_else(|| Self::no_upload("upload_complete", key))?;
-        let mut body = Vec::new();
+        let mut chosen = Vec::with_capacity(parts.len());
         for (n, _) in &parts {
-            let part = held.get(n).filter(|_| k == key).ok_or_else(|| Self::no_upload("upload_complete", key))?;
+            chosen.push(held.get(n).filter(|_| k == key).ok_or_else(|| Self::no_upload("upload_complete", key))?);
+        }
+        let mut body = Vec::with_capacity(chosen.iter().map(|p| p.len()).sum());
+        for part in chosen {
             body.extend_from_slice(part);
         }
         self.objects().insert(key.to_string(), Bytes::from(body));
