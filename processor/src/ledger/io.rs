@@ -59,12 +59,27 @@ pub async fn get_commit<S: ObjectStore>(
     get_parsed(store, keys, n, CommitRecord::parse).await
 }
 
-/// Commit record `n`'s [`CommitSummary`], if it exists (what a publisher reads).
+/// How much of a commit record a publisher reads first: its summary with room to spare (1.6 KB
+/// for a commit of four files, 290 bytes more a file: 8 KB hold 5 tables over 5 hours). The
+/// rest, the ids it kept and its records' fingerprints, is about 35 bytes a record: 350 KB for
+/// a batch of 10,000.
+pub const SUMMARY_BYTES: usize = 8 << 10;
+
+/// Commit record `n`'s [`CommitSummary`], if it exists (what a publisher reads): from the
+/// record's first [`SUMMARY_BYTES`] (a ranged GET) when they hold it, else from the whole record.
 pub async fn get_commit_summary<S: ObjectStore>(
     store: &S,
     keys: &ShardKeys,
     n: u64,
 ) -> Result<Option<CommitSummary>, LedgerError> {
+    let key = keys.commit(n);
+    let Some(start) = store.get_prefix(&key, SUMMARY_BYTES).await? else { return Ok(None) };
+    if start.len() < SUMMARY_BYTES {
+        return CommitSummary::parse(&key, &start).map(Some);
+    }
+    if let Some(summary) = CommitSummary::parse_start(&start) {
+        return Ok(Some(summary));
+    }
     get_parsed(store, keys, n, CommitSummary::parse).await
 }
 
@@ -571,4 +586,28 @@ pub async fn rebuild<S: ObjectStore>(store: &S, keys: &ShardKeys, settings: &Set
     let head = Head { format: FORMAT, latest: state.latest, checkpoint: state.checkpoint() };
     store.put(&keys.head(), head.to_bytes()).await?;
     Ok(Rebuilt { state, commits: last - first + 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use sink::store::MemoryStore;
+
+    use super::*;
+    use crate::ledger::record::tests::{record, with_records_last};
+
+    #[tokio::test]
+    async fn a_summary_is_read_from_the_start_of_a_large_record_or_else_from_all_of_it() {
+        let store = MemoryStore::new();
+        let keys = ShardKeys::new("", "orders", "s");
+        let mut c = record();
+        c.window = "A".repeat(100_000);
+        let expected = CommitSummary::parse("k", &c.to_bytes()).unwrap();
+        store.put(&keys.commit(7), c.to_bytes()).await.unwrap();
+        store.put(&keys.commit(8), Bytes::from(with_records_last(&c))).await.unwrap();
+        store.put(&keys.commit(9), Bytes::from_static(b"{\"format\": 2")).await.unwrap();
+        assert_eq!(get_commit_summary(&store, &keys, 7).await.unwrap(), Some(expected.clone()));
+        assert_eq!(get_commit_summary(&store, &keys, 8).await.unwrap(), Some(expected));
+        assert!(matches!(get_commit_summary(&store, &keys, 9).await, Err(LedgerError::Damaged { .. })));
+        assert_eq!(get_commit_summary(&store, &keys, 10).await.unwrap(), None);
+    }
 }

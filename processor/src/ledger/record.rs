@@ -84,15 +84,18 @@ pub struct CommitRecord {
     /// The newest checkpoint that existed when this commit was written (0: none).
     pub checkpoint: u64,
     pub files: Vec<CommittedFile>,
+    pub records: u64,
+    pub events: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    // The two large fields come last (serde writes the fields in this order), so that the
+    // start of the record holds its summary: a publisher reads only that
+    // ([`CommitSummary::parse_start`]).
     /// The ids this commit kept ([`WindowDelta::to_bytes`], base64).
     pub window: String,
     /// XXH3-64 of every covered record's sequence number, sorted (little-endian u64s, base64):
     /// a redelivered record must be one of them.
     pub sequences: String,
-    pub records: u64,
-    pub events: u64,
-    pub quarantined: u64,
-    pub duplicates: u64,
 }
 
 /// The fingerprint of a sequence number.
@@ -165,19 +168,39 @@ pub struct CommitSummary {
 }
 
 impl CommitSummary {
+    /// The summary from the start of a commit record, when the start holds all of it: the
+    /// record's members up to `window`, which [`CommitRecord`] writes after the summary's. `None`
+    /// when it does not (a start cut before `window`, or a record written with another order of
+    /// members): the caller reads the whole record.
+    pub fn parse_start(start: &[u8]) -> Option<Self> {
+        // `to_vec_pretty` puts each top-level member on a line of its own, indented by two
+        // spaces; inside a JSON string a line break is escaped, so this is the member itself.
+        const WINDOW: &[u8] = b",\n  \"window\":";
+        let at = start.windows(WINDOW.len()).position(|w| w == WINDOW)?;
+        let mut summary = start[..at].to_vec();
+        summary.extend_from_slice(b"\n}");
+        serde_json::from_slice::<Self>(&summary).ok().filter(|s| s.format == FORMAT)
+    }
+
     pub fn parse(key: &str, body: &[u8]) -> Result<Self, LedgerError> {
         #[derive(Deserialize)]
         struct Format {
             format: Option<u64>,
         }
         let damaged = |what: String| LedgerError::Damaged { key: key.to_string(), what };
+        // One pass over the body (most of it the ids, which the parser skips) when the record is
+        // of this format; the format alone is read again only to say why a summary is refused.
+        let error = match serde_json::from_slice::<Self>(body) {
+            Ok(summary) if summary.format == FORMAT => return Ok(summary),
+            Ok(_) => None,
+            Err(e) => Some(e),
+        };
         let probe: Format = serde_json::from_slice(body).map_err(|e| damaged(format!("not a commit record: {e}")))?;
-        match probe.format {
-            Some(f) if f == u64::from(FORMAT) => {}
-            Some(1) => return Err(LedgerError::OldFormat { key: key.to_string() }),
-            other => return Err(damaged(format!("unknown ledger format {other:?}"))),
+        match (probe.format, error) {
+            (Some(f), Some(e)) if f == u64::from(FORMAT) => Err(damaged(format!("not a commit record: {e}"))),
+            (Some(1), _) => Err(LedgerError::OldFormat { key: key.to_string() }),
+            (other, _) => Err(damaged(format!("unknown ledger format {other:?}"))),
         }
-        serde_json::from_slice(body).map_err(|e| damaged(format!("not a commit record: {e}")))
     }
 }
 
@@ -282,10 +305,10 @@ pub fn parse_checkpoint(key: &str, b: &[u8]) -> Result<(CheckpointHeader, DedupW
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record() -> CommitRecord {
+    pub(crate) fn record() -> CommitRecord {
         CommitRecord {
             format: FORMAT,
             stream: "orders".into(),
@@ -334,6 +357,39 @@ mod tests {
         odd.window = "not base64 at all".into();
         assert!(CommitRecord::parse("k", &odd.to_bytes()).is_err());
         assert_eq!(CommitSummary::parse("k", &odd.to_bytes()).unwrap(), expected);
+    }
+
+    /// `c`'s bytes as records were written before the summary's members came first: `records`
+    /// after the ids.
+    pub(crate) fn with_records_last(c: &CommitRecord) -> Vec<u8> {
+        let text = String::from_utf8(c.to_bytes().to_vec()).unwrap();
+        let line = format!("  \"records\": {},\n", c.records);
+        let moved = text.replacen(&line, "", 1);
+        let end = moved.rfind("\n}").unwrap();
+        format!("{},\n  \"records\": {}\n}}", &moved[..end], c.records).into_bytes()
+    }
+
+    #[test]
+    fn the_start_of_a_record_holds_its_summary() {
+        let mut c = record();
+        c.window = "A".repeat(40_000);
+        let bytes = c.to_bytes();
+        let whole = CommitSummary::parse("k", &bytes).unwrap();
+        let window_at = bytes.windows(10).position(|w| w == b"\"window\": ").unwrap();
+        assert_eq!(CommitSummary::parse_start(&bytes[..window_at + 20]), Some(whole.clone()));
+        assert_eq!(CommitSummary::parse_start(&bytes), Some(whole.clone()));
+        // A start cut before the ids, or a record with a summary member after them: not from
+        // the start (the caller reads the whole record).
+        assert_eq!(CommitSummary::parse_start(&bytes[..window_at / 2]), None);
+        let old = with_records_last(&c);
+        assert_eq!(CommitSummary::parse("k", &old).unwrap(), whole);
+        assert_eq!(CommitSummary::parse_start(&old), None);
+        // A line break inside a string is escaped: a stream or file named like the member is
+        // no member.
+        let mut odd = record();
+        odd.stream = ",\n  \"window\":".into();
+        let bytes = odd.to_bytes();
+        assert_eq!(CommitSummary::parse_start(&bytes), Some(CommitSummary::parse("k", &bytes).unwrap()));
     }
 
     #[test]
