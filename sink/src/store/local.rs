@@ -108,16 +108,8 @@ impl LocalStore {
         Ok(true)
     }
 
-    fn get_sync(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let path = self.path("get", key)?;
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(Bytes::from(b))),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.err("get", key, e)),
-        }
-    }
-
-    fn get_prefix_sync(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
+    /// The object's first `len` bytes (all of it when it is shorter: `usize::MAX` for a GET).
+    fn get_sync(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
         use std::io::Read;
         let path = self.path("get", key)?;
         let file = match std::fs::File::open(&path) {
@@ -239,11 +231,11 @@ impl ObjectStore for LocalStore {
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let (s, k) = (self.clone(), key.to_string());
-        blocking(move || s.get_sync(&k)).await
+        blocking(move || s.get_sync(&k, usize::MAX)).await
     }
     async fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Bytes>, StoreError> {
         let (s, k) = (self.clone(), key.to_string());
-        blocking(move || s.get_prefix_sync(&k, len)).await
+        blocking(move || s.get_sync(&k, len)).await
     }
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         let (s, k) = (self.clone(), key.to_string());
