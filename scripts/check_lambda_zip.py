@@ -1,9 +1,11 @@
 """Checks a Lambda zip for provided.al2023: one executable `bootstrap`, an ELF for the given
-architecture, needing no glibc symbol version newer than Amazon Linux 2023's 2.34.
+architecture, needing no glibc symbol version newer than Amazon Linux 2023's 2.34, and, given a
+budget, a zip of at most that many bytes.
 
-usage: check_lambda_zip.py ZIP arm64|x86_64
+usage: check_lambda_zip.py ZIP arm64|x86_64 [MAX_BYTES]
 """
 
+import os
 import re
 import stat
 import subprocess
@@ -16,7 +18,12 @@ MACHINE = {"arm64": 183, "x86_64": 62}  # ELF e_machine: EM_AARCH64, EM_X86_64
 
 
 def main():
+    if len(sys.argv) not in (3, 4) or sys.argv[2] not in MACHINE:
+        sys.exit("usage: check_lambda_zip.py ZIP arm64|x86_64 [MAX_BYTES]")
     path, arch = sys.argv[1], sys.argv[2]
+    size = os.path.getsize(path)
+    if len(sys.argv) == 4 and size > int(sys.argv[3]):
+        sys.exit(f"{path}: {size:,} bytes, over the budget of {int(sys.argv[3]):,} (issue 12's B5; docs/performance.md)")
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
         if names != ["bootstrap"]:
@@ -42,7 +49,7 @@ def main():
     newest = max(versions, default=(0, 0))
     if newest > MAX_GLIBC:
         sys.exit(f"{path}: bootstrap needs GLIBC_{'.'.join(map(str, newest))}, newer than Amazon Linux 2023's 2.34")
-    print(f"{path}: bootstrap for {arch}, {len(data)} bytes, newest glibc symbol GLIBC_{'.'.join(map(str, newest))}")
+    print(f"{path}: {size:,} bytes, bootstrap for {arch}, {len(data):,} bytes, newest glibc symbol GLIBC_{'.'.join(map(str, newest))}")
 
 
 if __name__ == "__main__":
