@@ -423,13 +423,14 @@ impl<S: ObjectStore> Processor<S> {
         let mut files = Vec::new();
         let mut staged = Vec::new();
         for (i, tb) in builder.finish().map_err(|e| LedgerError::Encode(e.to_string()))?.into_iter().enumerate() {
-            let body = encode_parquet(tb.table, &tb.batch).map_err(|e| LedgerError::Encode(e.to_string()))?;
+            let rows = tb.batch.num_rows() as u64;
+            let body = encode_parquet(tb.table, tb.batch).map_err(|e| LedgerError::Encode(e.to_string()))?;
             let staged_key = keys.staged(n, &attempt, i);
             files.push(CommittedFile {
                 table: tb.table.as_str().to_string(),
                 hour: tb.partition.hour_start_ms,
                 staged: staged_key.clone(),
-                rows: tb.batch.num_rows() as u64,
+                rows,
                 bytes: body.len() as u64,
             });
             staged.push((staged_key, body));

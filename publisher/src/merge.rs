@@ -250,7 +250,7 @@ mod tests {
                 builder.add_event(&event, &meta);
             }
             for tb in builder.finish().unwrap() {
-                let body = encode_parquet(tb.table, &tb.batch).unwrap();
+                let body = encode_parquet(tb.table, tb.batch).unwrap();
                 out.entry(tb.table).or_default().push((format!("{}-{b}", tb.table), body));
             }
         }
@@ -437,7 +437,7 @@ mod tests {
             Arc::new(Int64Array::from(vec![0])),
             Arc::new(Int64Array::from(vec![0])),
         ];
-        let body = encode_parquet(Table::FunnelMinute, &RecordBatch::try_new(schema, columns).unwrap()).unwrap();
+        let body = encode_parquet(Table::FunnelMinute, RecordBatch::try_new(schema, columns).unwrap()).unwrap();
         let err = merge(Table::FunnelMinute, [("a".to_string(), body.clone()), ("b".to_string(), body)], Vec::new(), 1)
             .unwrap_err();
         assert!(matches!(err, MergeError::Overflow { .. }), "{err}");

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
@@ -67,13 +68,38 @@ pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
     builder().set_max_row_group_row_count(None).set_max_row_group_bytes(Some(row_group_bytes.max(1))).build()
 }
 
-/// One record batch of `table` to the bytes of a staged file.
-pub fn encode_parquet(table: Table, batch: &RecordBatch) -> Result<Bytes, EncodeError> {
-    encode_batches(table, batch.schema(), std::slice::from_ref(batch))
+/// One record batch of `table` to the bytes of a staged file: the bytes [`ArrowWriter`] writes
+/// for it, encoded a column at a time, each column's Arrow array released (when `batch` held the
+/// last reference to it) as soon as its chunk is in the file. `ArrowWriter` holds the whole
+/// batch and every column's encoded pages until the row group closes; this holds the batch's
+/// columns not yet encoded and the file so far, which keeps a full invocation's memory within
+/// issue 12's 32 MB (docs/performance.md, B4).
+pub fn encode_parquet(table: Table, batch: RecordBatch) -> Result<Bytes, EncodeError> {
+    let mut buf = Vec::with_capacity(4096 + batch.get_array_memory_size() / 4);
+    let (schema, columns, rows) = batch.into_parts();
+    let writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some((*writer_properties(table)).clone()))?;
+    let (mut file, row_groups) = writer.into_serialized_writer()?;
+    // As `ArrowWriter::write`: a batch without rows makes a file without row groups.
+    if rows > 0 {
+        let mut writers = row_groups.create_column_writers(0)?.into_iter();
+        let mut row_group = file.next_row_group()?;
+        for (field, column) in schema.fields().iter().zip(columns) {
+            for leaf in compute_leaves(field, &column)? {
+                let mut writer = writers.next().ok_or_else(|| {
+                    ParquetError::General(format!("{table}: no column writer for a leaf of {}", field.name()))
+                })?;
+                writer.write(&leaf)?;
+                writer.close()?.append_to_row_group(&mut row_group)?;
+            }
+        }
+        row_group.close()?;
+    }
+    file.close()?;
+    Ok(Bytes::from(buf))
 }
 
 /// Record batches of `table` (of one schema) to the bytes of one staged file (as
-/// [`encode_parquet`] writes).
+/// [`encode_parquet`] writes), through [`ArrowWriter`].
 pub fn encode_batches(table: Table, schema: SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, EncodeError> {
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     let mut buf = Vec::with_capacity(4096 + size / 4);
@@ -92,12 +118,51 @@ mod tests {
     use parquet::file::metadata::ParquetMetaDataReader;
 
     #[test]
+    fn a_staged_file_is_the_bytes_arrow_writer_writes() {
+        use crate::{DatasetBuilder, RecordMeta};
+        let mut builder = DatasetBuilder::new();
+        for n in 0..3000 {
+            let json = format!(
+                r#"{{"event_id":"e-{n}","event_type":"order_placed","event_time":"2026-11-23T1{}:0{}:00Z","session_id":"s-{n}","country":"{}","device":"app","order_id":"o-{n}","currency":"EUR","items":[{{"product_id":"p-{}","category":"c-{}","quantity":2,"unit_price_minor":150}}],"total_minor":300}}"#,
+                n % 2,
+                n % 7,
+                ["DE", "FR", "PL"][n % 3],
+                n % 50,
+                n % 4
+            );
+            let meta = RecordMeta {
+                shard_id: "shardId-000000000000".into(),
+                sequence_number: format!("4960{n:052}"),
+                sub_sequence_number: 0,
+                partition_key: format!("k-{n}"),
+                arrival_ms: 1_795_435_200_000 + n as i64,
+            };
+            match model::validate(json.as_bytes(), meta.arrival_ms) {
+                Ok(event) => builder.add_event(&event, &meta),
+                Err(rejection) => panic!("{rejection:?}"),
+            }
+            if n % 100 == 0 {
+                let bad = model::validate(b"{not json", meta.arrival_ms).unwrap_err();
+                builder.add_rejection(&meta, &bad, b"{not json");
+            }
+        }
+        let batches = builder.finish().unwrap();
+        // Both hours of the events and their items, the four other tables.
+        assert_eq!(batches.len(), 2 + 2 + 2 + 2 + 1);
+        for tb in batches {
+            let expected = encode_batches(tb.table, tb.batch.schema(), std::slice::from_ref(&tb.batch)).unwrap();
+            assert!(tb.batch.num_rows() > 0);
+            assert_eq!(encode_parquet(tb.table, tb.batch).unwrap(), expected, "{}", tb.table);
+        }
+    }
+
+    #[test]
     fn staged_files_compress_only_what_the_publisher_copies_as_it_is() {
         for table in Table::ALL {
             let schema = table.schema();
             let columns = schema.fields().iter().map(|f| new_empty_array(f.data_type())).collect();
             let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-            let body = encode_parquet(table, &batch).unwrap();
+            let body = encode_parquet(table, batch).unwrap();
             let meta = ParquetMetaDataReader::new().parse_and_finish(&body).unwrap();
             let props = writer_properties(table);
             for column in meta.file_metadata().schema_descr().columns() {
