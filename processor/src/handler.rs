@@ -413,7 +413,10 @@ impl<S: ObjectStore> Processor<S> {
                 take(&r.meta, &r.data, model::validate(&r.data, r.meta.arrival_ms));
             }
         }
-        let delta = batch.finish();
+        // The batch's kept ids in the commit record's form now, so that they are not held while
+        // the tables are encoded (issue 12's B4: an invocation's memory peaks there).
+        use base64::Engine;
+        let window = base64::engine::general_purpose::STANDARD.encode(batch.finish().to_bytes());
         report.digest = Digest::of_batch(builder.aggregates(), products);
         report.events = builder.event_count();
         report.quarantined = builder.quarantine_count();
@@ -459,7 +462,6 @@ impl<S: ObjectStore> Processor<S> {
         fingerprints.dedup();
         let arrivals = idx.iter().map(|&i| records[i].meta.arrival_ms);
         let arrival = ArrivalSpan(arrivals.clone().min().unwrap_or(0), arrivals.max().unwrap_or(0));
-        use base64::Engine;
         let record = CommitRecord {
             format: FORMAT,
             stream: keys.stream.clone(),
@@ -473,7 +475,7 @@ impl<S: ObjectStore> Processor<S> {
             committed_ms: model::now_ms(),
             checkpoint: state.checkpoint(),
             files,
-            window: base64::engine::general_purpose::STANDARD.encode(delta.to_bytes()),
+            window,
             sequences: encode_fingerprints(&fingerprints),
             records: idx.len() as u64,
             events: report.events as u64,

@@ -75,7 +75,9 @@ pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
 /// columns not yet encoded and the file so far, which keeps a full invocation's memory within
 /// issue 12's 32 MB (docs/performance.md, B4).
 pub fn encode_parquet(table: Table, batch: RecordBatch) -> Result<Bytes, EncodeError> {
-    let mut buf = Vec::with_capacity(4096 + batch.get_array_memory_size() / 4);
+    // Grown as the chunks come: a staged file is a few percent of its batch's Arrow memory (a
+    // reserve sized from that was most of the file's share of the peak).
+    let mut buf = Vec::new();
     let (schema, columns, rows) = batch.into_parts();
     let writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some((*writer_properties(table)).clone()))?;
     let (mut file, row_groups) = writer.into_serialized_writer()?;
