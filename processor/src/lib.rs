@@ -6,7 +6,8 @@
 //! - [`dedup`]: the `event_id` window;
 //! - [`config`]: the environment of contract section 3;
 //! - [`digest`]: what a batch committed, in the figures a dashboard charts;
-//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch;
+//! - [`runtime`]: the event read from the invocation's body ahead of `lambda_runtime`.
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
 
@@ -18,6 +19,7 @@ mod handler;
 pub mod kinesis;
 pub mod ledger;
 pub mod metrics;
+pub mod runtime;
 
 pub use handler::{BatchReport, Processor, ProcessorConfig};
 
