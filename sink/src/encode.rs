@@ -72,8 +72,8 @@ pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
 /// for it, encoded a column at a time, each column's Arrow array released (when `batch` held the
 /// last reference to it) as soon as its chunk is in the file. `ArrowWriter` holds the whole
 /// batch and every column's encoded pages until the row group closes; this holds the batch's
-/// columns not yet encoded and the file so far, which keeps a full invocation's memory within
-/// issue 12's 32 MB (docs/performance.md, B4).
+/// columns not yet encoded and the file so far (issue 12's B4, a full invocation in 32 MB:
+/// docs/performance.md).
 pub fn encode_parquet(table: Table, batch: RecordBatch) -> Result<Bytes, EncodeError> {
     // Grown as the chunks come: a staged file is a few percent of its batch's Arrow memory (a
     // reserve sized from that was most of the file's share of the peak).
@@ -148,6 +148,11 @@ mod tests {
                 builder.add_rejection(&meta, &bad, b"{not json");
             }
         }
+        // Without rows, a file without row groups, as `ArrowWriter` writes it.
+        let schema = Table::Events.schema();
+        let empty = RecordBatch::new_empty(schema.clone());
+        let expected = encode_batches(Table::Events, schema, std::slice::from_ref(&empty)).unwrap();
+        assert_eq!(encode_parquet(Table::Events, empty).unwrap(), expected);
         let batches = builder.finish().unwrap();
         // Both hours of the events and their items, the four other tables.
         assert_eq!(batches.len(), 2 + 2 + 2 + 2 + 1);
