@@ -1,13 +1,13 @@
 //! The Kinesis event read straight from the invocation's body, ahead of `lambda_runtime`.
 //!
-//! `lambda_runtime` reads every event through `serde_path_to_error`, which keeps the path of
-//! every key and element it passes (a `String` for each of a record's keys, thousands of records
-//! an event) so that an error can say where it was: about a fifth of the function's CPU on a full
-//! event (docs/performance.md, B1). [`EventReader`], a layer of the runtime, reads the event
-//! first with `serde_json` alone, keeps it for the handler under the invocation's request id and
-//! hands `lambda_runtime` the body `null` in its place, which its reading turns into `None`. A
-//! body that is not a Kinesis event is left as it came: `lambda_runtime` reads it again and its
-//! error, with the path, is the invocation's, as it always was.
+//! `lambda_runtime` reads every event through `serde_path_to_error`, which keeps the path of every
+//! key and element it passes (a `String` for each of a record's keys, thousands of records an
+//! event) so that an error can say where it was: about 12% of the function's CPU on a full
+//! storefront event, measured (docs/performance.md, B1). [`EventReader`], a layer of the runtime,
+//! reads the event first with `serde_json` alone, keeps it for the handler under the invocation's
+//! request id and hands `lambda_runtime` the body `null` in its place, which its reading turns into
+//! `None`. A body that is not a Kinesis event is left as it came: `lambda_runtime` reads it again
+//! and its error, with the path, is the invocation's, as it always was.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -139,10 +139,7 @@ mod tests {
                 partition_key: format!("k-{n}"),
                 arrival_ms: 1_795_435_200_000 + n as i64,
             };
-            match model::validate(json.as_bytes(), meta.arrival_ms) {
-                Ok(event) => builder.add_event(&event, &meta),
-                Err(rejection) => panic!("{rejection:?}"),
-            }
+            builder.add_event(&model::validate(json.as_bytes(), meta.arrival_ms).unwrap(), &meta);
             if n % 100 == 0 {
                 let bad = model::validate(b"{not json", meta.arrival_ms).unwrap_err();
                 builder.add_rejection(&meta, &bad, b"{not json");
