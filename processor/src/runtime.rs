@@ -2,7 +2,7 @@
 //!
 //! `lambda_runtime` reads every event through `serde_path_to_error`, which keeps the path of every
 //! key and element it passes (a `String` for each of a record's keys, thousands of records an
-//! event) so that an error can say where it was: about 12% of the function's CPU on a full
+//! event) so that an error can say where it was: 8 to 12% of the function's CPU on a full
 //! storefront event, measured (docs/performance.md, B1). [`EventReader`], a layer of the runtime,
 //! reads the event first with `serde_json` alone, keeps it for the handler under the invocation's
 //! request id and hands `lambda_runtime` the body `null` in its place, which its reading turns into
