@@ -29,15 +29,16 @@ fn schema(reason: String) -> Rejection {
 /// Field access with errors that name the field (`items[2].quantity`).
 struct Fields<'a> {
     obj: &'a Object<'a>,
-    path: String,
+    /// The index of the item the object is, `None` for the event itself. (The name is made only
+    /// for an error: most records have none.)
+    item: Option<usize>,
 }
 
 impl<'a> Fields<'a> {
     fn name(&self, field: &str) -> String {
-        if self.path.is_empty() {
-            field.to_string()
-        } else {
-            format!("{}.{field}", self.path)
+        match self.item {
+            None => field.to_string(),
+            Some(i) => format!("items[{i}].{field}"),
         }
     }
 
@@ -53,9 +54,14 @@ impl<'a> Fields<'a> {
     fn check_string(&self, field: &str, v: &'a Json<'a>, min: usize, max: usize) -> Check<&'a str> {
         let s =
             v.as_str().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
-        let n = s.chars().count();
-        if n < min || n > max {
-            return Err(schema(format!("`{}` must be {min}-{max} characters, got {n}", self.name(field))));
+        // A character is 1 to 4 bytes: the characters are counted only when the byte length
+        // does not settle it.
+        let settled = s.len() <= max && s.len().div_ceil(4) >= min;
+        if !settled {
+            let n = s.chars().count();
+            if n < min || n > max {
+                return Err(schema(format!("`{}` must be {min}-{max} characters, got {n}", self.name(field))));
+            }
         }
         Ok(s)
     }
@@ -156,7 +162,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     let Json::Object(obj) = value else {
         return Err(invalid_json(format!("expected a JSON object, got {}", value.kind())));
     };
-    let f = Fields { obj: &obj, path: String::new() };
+    let f = Fields { obj: &obj, item: None };
 
     // 3. unknown_event_type (a missing event_type is a schema violation)
     let type_value = f.required("event_type")?;
@@ -262,11 +268,10 @@ fn parse_items(v: &Json) -> Check<Vec<Item>> {
     raw.iter()
         .enumerate()
         .map(|(i, item)| {
-            let path = format!("items[{i}]");
             let Json::Object(obj) = item else {
-                return Err(schema(format!("`{path}` must be an object, got {}", item.kind())));
+                return Err(schema(format!("`items[{i}]` must be an object, got {}", item.kind())));
             };
-            let f = Fields { obj, path };
+            let f = Fields { obj, item: Some(i) };
             Ok(Item {
                 product_id: f.string("product_id", 1, 128)?.to_string(),
                 category: f.string("category", 1, 128)?.to_string(),

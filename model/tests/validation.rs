@@ -207,6 +207,15 @@ fn field_rules_are_schema_violations_that_name_the_field() {
     assert!(validate(long_unicode.as_bytes(), invalid_arrival()).is_ok());
     let max_id = page_view_with("event_id", Some(json!("A_-9".repeat(16))));
     assert!(validate(max_id.as_bytes(), invalid_arrival()).is_ok());
+    // Around the limits, with characters of one to four bytes (`device` holds 1-32 characters):
+    // the byte length alone settles neither 32 characters of 3 bytes nor 33 of 1.
+    for (c, bytes) in [("d", 1), ("é", 2), ("€", 3), ("😀", 4)] {
+        assert_eq!(c.len(), bytes);
+        for (n, ok) in [(0, false), (1, true), (8, true), (9, true), (32, true), (33, false)] {
+            let json = page_view_with("device", Some(json!(c.repeat(n))));
+            assert_eq!(validate(json.as_bytes(), invalid_arrival()).is_ok(), ok, "{n} x {c:?}");
+        }
+    }
 }
 
 #[test]
