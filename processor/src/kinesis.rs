@@ -25,7 +25,7 @@ impl<'de> Deserialize<'de> for KinesisEvent {
         let event = EventText::deserialize(d)?;
         // Every record of an event names the same stream: its name is read from the first ARN
         // and cloned while the ARN stays the same.
-        let mut last: Option<(Option<Cow<'de, str>>, String)> = None;
+        let mut last: Option<(Option<Text<'de>>, String)> = None;
         let records = event
             .records
             .into_iter()
@@ -33,7 +33,7 @@ impl<'de> Deserialize<'de> for KinesisEvent {
                 let stream = match &last {
                     Some((arn, stream)) if *arn == r.event_source_arn => stream.clone(),
                     _ => {
-                        let stream = stream_name(r.event_source_arn.as_deref());
+                        let stream = stream_name(r.event_source_arn.as_ref().map(|arn| &*arn.0));
                         last = Some((r.event_source_arn.clone(), stream.clone()));
                         stream
                     }
@@ -56,10 +56,10 @@ struct EventText<'a> {
 struct RecordText<'a> {
     /// `shardId-000000000006:49545115243490985018280067714973144582180062593244200961`
     #[serde(rename = "eventID", default, borrow)]
-    event_id: Option<Cow<'a, str>>,
+    event_id: Option<Text<'a>>,
     /// `arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream`
     #[serde(rename = "eventSourceARN", default, borrow)]
-    event_source_arn: Option<Cow<'a, str>>,
+    event_source_arn: Option<Text<'a>>,
     #[serde(borrow)]
     kinesis: DataText<'a>,
 }
@@ -77,6 +77,12 @@ struct DataText<'a> {
     /// Epoch seconds with a fraction.
     approximate_arrival_timestamp: f64,
 }
+
+/// A string of the event, borrowed from its text unless it has escapes. (serde reads a `Cow` as
+/// borrowed only where it is a field's own type: an `Option<Cow<str>>` is always a copy.)
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// A JSON string read as its bytes, borrowed when it has no escapes: the base64 of a record is
 /// most of an event's text, and bytes are found by a SIMD search for the closing quote with no
@@ -137,8 +143,8 @@ impl RecordText<'_> {
     /// The shard of `eventID` (`shardId-...:sequence`), `unknown-shard` when absent.
     fn shard_id(&self) -> String {
         self.event_id
-            .as_deref()
-            .and_then(|id| id.split_once(':').map(|(shard, _)| shard.to_string()))
+            .as_ref()
+            .and_then(|id| id.0.split_once(':').map(|(shard, _)| shard.to_string()))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "unknown-shard".to_string())
     }
@@ -221,6 +227,19 @@ mod tests {
     /// zero), which the processor used before the SIMD decoder.
     fn reference(text: &[u8]) -> Option<Vec<u8>> {
         base64::engine::general_purpose::STANDARD.decode(text).ok()
+    }
+
+    #[test]
+    fn a_records_ids_are_borrowed_from_the_event_unless_escaped() {
+        let text = r#"{"eventID": "shardId-000000000003:49", "eventSourceARN": "arn:aws:kinesis:eu-west-1:1:stream\/orders",
+            "kinesis": {"data": "", "sequenceNumber": "49", "approximateArrivalTimestamp": 1}}"#;
+        let record: RecordText = serde_json::from_str(text).unwrap();
+        assert!(matches!(&record.event_id, Some(Text(Cow::Borrowed("shardId-000000000003:49")))));
+        // An escape (`\/`) makes a copy, of the string as it reads.
+        assert!(
+            matches!(&record.event_source_arn, Some(Text(Cow::Owned(arn))) if arn == "arn:aws:kinesis:eu-west-1:1:stream/orders")
+        );
+        assert_eq!(record.shard_id(), "shardId-000000000003");
     }
 
     proptest! {
