@@ -81,23 +81,26 @@ impl<'a> Fields<'a> {
     }
 
     fn integer_value(&self, field: &str, v: &Json, min: i64, max: i64) -> Check<i64> {
-        let name = self.name(field);
+        let name = || self.name(field);
         let Json::Number(n) = v else {
-            return Err(schema(format!("`{name}` must be an integer, got {}", v.kind())));
+            return Err(schema(format!("`{}` must be an integer, got {}", name(), v.kind())));
         };
         let i = match n.as_i64() {
             Some(i) => i,
             // The parser reads `-0` (an integer in JSON's grammar) as the float -0.0.
             None if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => 0,
-            None if n.is_u64() => return Err(schema(format!("`{name}` = {n} does not fit a signed 64-bit integer"))),
+            None if n.is_u64() => {
+                return Err(schema(format!("`{}` = {n} does not fit a signed 64-bit integer", name())))
+            }
             None => {
                 return Err(schema(format!(
-                    "`{name}` must be an integer, got {n} (a fraction or exponent is not allowed)"
+                    "`{}` must be an integer, got {n} (a fraction or exponent is not allowed)",
+                    name()
                 )))
             }
         };
         if i < min || i > max {
-            return Err(schema(format!("`{name}` must be in {min}..={max}, got {i}")));
+            return Err(schema(format!("`{}` must be in {min}..={max}, got {i}", name())));
         }
         Ok(i)
     }
