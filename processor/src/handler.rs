@@ -175,10 +175,10 @@ impl<S: ObjectStore> Processor<S> {
         let started = std::time::Instant::now();
         let mut groups: Vec<(ShardKey, Vec<InputRecord>)> = Vec::new();
         for r in records {
-            let key = (r.stream.clone(), r.meta.shard_id.clone());
-            match groups.iter_mut().find(|(k, _)| *k == key) {
+            // A shard's key is copied once, for its group.
+            match groups.iter_mut().find(|((stream, shard), _)| *stream == r.stream && *shard == r.meta.shard_id) {
                 Some((_, v)) => v.push(r),
-                None => groups.push((key, vec![r])),
+                None => groups.push(((r.stream.clone(), r.meta.shard_id.clone()), vec![r])),
             }
         }
         let mut total = BatchReport::default();
@@ -439,17 +439,7 @@ impl<S: ObjectStore> Processor<S> {
             staged.push((staged_key, body));
         }
         report.files = files.len();
-        // Runs of consecutive positions in the batch are runs of consecutive records of the shard.
-        let mut ranges: Vec<SeqRange> = Vec::new();
-        let mut prev: Option<usize> = None;
-        for &i in idx {
-            let seq = records[i].meta.sequence_number.clone();
-            match (prev, ranges.last_mut()) {
-                (Some(p), Some(last)) if p + 1 == i => last.1 = seq,
-                _ => ranges.push(SeqRange(seq.clone(), seq)),
-            }
-            prev = Some(i);
-        }
+        let ranges = seq_ranges(records, idx);
         let last_seq = idx.last().map(|&i| records[i].meta.sequence_number.clone()).unwrap_or_default();
         let high_water_mark = match (&state.high_water_mark, kind) {
             (Some(h), CommitKind::Replay) => h.clone(),
@@ -515,5 +505,58 @@ impl<S: ObjectStore> Processor<S> {
         }
         io::write_head(&self.store, keys, &state).await;
         Ok(state)
+    }
+}
+
+/// The sequence-number ranges of the records at positions `idx` (ascending) of `records`: runs of
+/// consecutive positions are runs of consecutive records of the shard, and a range is made of its
+/// first and last records' sequence numbers.
+fn seq_ranges(records: &[InputRecord], idx: &[usize]) -> Vec<SeqRange> {
+    let range = |(first, last): (usize, usize)| {
+        SeqRange(records[first].meta.sequence_number.clone(), records[last].meta.sequence_number.clone())
+    };
+    let mut ranges = Vec::new();
+    let mut run: Option<(usize, usize)> = None;
+    for &i in idx {
+        run = match run {
+            Some((first, last)) if last + 1 == i => Some((first, i)),
+            done => {
+                ranges.extend(done.map(range));
+                Some((i, i))
+            }
+        };
+    }
+    ranges.extend(run.map(range));
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commits_ranges_are_the_runs_of_consecutive_records() {
+        let records: Vec<InputRecord> = (10..17)
+            .map(|n| InputRecord {
+                stream: "orders".into(),
+                meta: RecordMeta {
+                    shard_id: "shardId-000000000000".into(),
+                    sequence_number: n.to_string(),
+                    sub_sequence_number: 0,
+                    partition_key: "k".into(),
+                    arrival_ms: 0,
+                },
+                data: Vec::new(),
+                undecodable: false,
+            })
+            .collect();
+        let range = |a: &str, b: &str| SeqRange(a.into(), b.into());
+        assert_eq!(seq_ranges(&records, &[]), vec![]);
+        assert_eq!(seq_ranges(&records, &[3]), vec![range("13", "13")]);
+        assert_eq!(seq_ranges(&records, &[0, 1, 2, 3, 4, 5, 6]), vec![range("10", "16")]);
+        assert_eq!(
+            seq_ranges(&records, &[0, 1, 3, 5, 6]),
+            vec![range("10", "11"), range("13", "13"), range("15", "16")]
+        );
     }
 }
