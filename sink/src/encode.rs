@@ -16,29 +16,16 @@ use crate::Table;
 #[error("encoding a Parquet file failed: {0}")]
 pub struct EncodeError(#[from] pub ParquetError);
 
-/// The writer settings of every file: ZSTD at `zstd_level`, chunk and page statistics, Parquet
-/// 1.0 data pages (the most widely readable).
-fn builder(zstd_level: i32) -> WriterPropertiesBuilder {
-    let zstd = ZstdLevel::try_new(zstd_level).unwrap_or_default();
+/// The writer settings of every file: ZSTD level 3, chunk and page statistics, Parquet 1.0 data
+/// pages (the most widely readable).
+fn builder() -> WriterPropertiesBuilder {
+    let zstd = ZstdLevel::try_new(3).unwrap_or_default();
     WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(zstd))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(concat!("orderstream sink ", env!("CARGO_PKG_VERSION")).to_string())
 }
-
-/// ZSTD's level for a processor's staged files, whose compressed chunks the publisher copies
-/// into its merged files as they are. Each column chunk gets a compression context of its own
-/// (parquet makes one per column writer), and a context's match tables are cleared when it
-/// starts: at level 3 that clearing was 2.5% of an invocation's instructions, for chunks of at
-/// most a few hundred KB that level 1 compresses as small (the staged bytes per record of the
-/// benchmark's payloads within 1% of level 3's, and 10% smaller for orders of 40 lines:
-/// docs/performance.md, B1).
-const STAGED_ZSTD_LEVEL: i32 = 1;
-
-/// ZSTD's level for what the publisher compresses itself: the dictionary columns it re-encodes
-/// and the aggregate tables it rolls up.
-const MERGED_ZSTD_LEVEL: i32 = 3;
 
 /// The columns with few distinct values that queries group and filter by (event types,
 /// countries, devices, categories, currencies, reason codes), where a dictionary makes a merged
@@ -63,7 +50,7 @@ pub fn writer_properties(table: Table) -> Arc<WriterProperties> {
 }
 
 fn staged_properties(table: Table) -> Arc<WriterProperties> {
-    let mut builder = builder(STAGED_ZSTD_LEVEL).set_dictionary_enabled(false);
+    let mut builder = builder().set_dictionary_enabled(false);
     if table.is_aggregate() {
         builder = builder.set_compression(Compression::UNCOMPRESSED);
     }
@@ -78,10 +65,7 @@ fn staged_properties(table: Table) -> Arc<WriterProperties> {
 /// The settings of a publisher's merged files: the same encoding, row groups cut at about
 /// `row_group_bytes` of encoded data, never by a row count.
 pub fn merged_writer_properties(row_group_bytes: usize) -> WriterProperties {
-    builder(MERGED_ZSTD_LEVEL)
-        .set_max_row_group_row_count(None)
-        .set_max_row_group_bytes(Some(row_group_bytes.max(1)))
-        .build()
+    builder().set_max_row_group_row_count(None).set_max_row_group_bytes(Some(row_group_bytes.max(1))).build()
 }
 
 /// One record batch of `table` to the bytes of a staged file: the bytes [`ArrowWriter`] writes
