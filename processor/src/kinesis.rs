@@ -33,7 +33,7 @@ impl<'de> Deserialize<'de> for KinesisEvent {
                 let stream = match &last {
                     Some((arn, stream)) if *arn == r.event_source_arn => stream.clone(),
                     _ => {
-                        let stream = stream_name(r.event_source_arn.as_ref().map(|arn| &*arn.0));
+                        let stream = stream_name(r.event_source_arn.as_deref());
                         last = Some((r.event_source_arn.clone(), stream.clone()));
                         stream
                     }
@@ -83,6 +83,13 @@ struct DataText<'a> {
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(transparent)]
 struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A JSON string read as its bytes, borrowed when it has no escapes: the base64 of a record is
 /// most of an event's text, and bytes are found by a SIMD search for the closing quote with no
@@ -143,8 +150,8 @@ impl RecordText<'_> {
     /// The shard of `eventID` (`shardId-...:sequence`), `unknown-shard` when absent.
     fn shard_id(&self) -> String {
         self.event_id
-            .as_ref()
-            .and_then(|id| id.0.split_once(':').map(|(shard, _)| shard.to_string()))
+            .as_deref()
+            .and_then(|id| id.split_once(':').map(|(shard, _)| shard.to_string()))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "unknown-shard".to_string())
     }
