@@ -134,11 +134,11 @@ fn expected(records: &[InputRecord]) -> Expected {
         match model::validate(&r.data, r.meta.arrival_ms) {
             Ok(e) => {
                 let dup =
-                    kept.get(&e.event_id).is_some_and(|k| (r.meta.arrival_ms - k).abs() <= model::DEDUP_WINDOW_MS);
+                    kept.get(&*e.event_id).is_some_and(|k| (r.meta.arrival_ms - k).abs() <= model::DEDUP_WINDOW_MS);
                 if !dup {
-                    kept.insert(e.event_id.clone(), r.meta.arrival_ms);
+                    kept.insert(e.event_id.to_string(), r.meta.arrival_ms);
                     lines += e.order.as_ref().map_or(0, |o| o.items.len());
-                    events.push((e.event_id, r.meta.sequence_number.clone()));
+                    events.push((e.event_id.into_owned(), r.meta.sequence_number.clone()));
                 }
             }
             Err(rej) => quarantine.push((r.meta.sequence_number.clone(), rej.code.as_str().to_string())),
@@ -352,7 +352,7 @@ async fn check_counts_once(store: &Faulty, records: &[InputRecord]) {
     for r in records {
         if let Ok(e) = model::validate(&r.data, r.meta.arrival_ms) {
             let kept = present
-                .get(&e.event_id)
+                .get(&*e.event_id)
                 .is_some_and(|ts| ts.iter().any(|t| (t - r.meta.arrival_ms).abs() <= model::DEDUP_WINDOW_MS));
             assert!(kept, "{} ({}) is neither an event nor a duplicate of one", e.event_id, r.meta.sequence_number);
         }

@@ -80,7 +80,7 @@ impl MinuteAggregates {
     pub fn add(&mut self, event: &Event) {
         let window_start_ms = floor_to_minute(event.event_time_ms);
         self.funnel
-            .entry(FunnelKey { window_start_ms, country: event.country.clone(), device: event.device.clone() })
+            .entry(FunnelKey { window_start_ms, country: event.country.to_string(), device: event.device.to_string() })
             .or_default()
             .count(event.event_type);
         let (Some(order), Some(currency)) = (&event.order, &event.currency) else {
@@ -89,9 +89,9 @@ impl MinuteAggregates {
         for item in &order.items {
             let key = SalesKey {
                 window_start_ms,
-                country: event.country.clone(),
-                category: item.category.clone(),
-                currency: currency.clone(),
+                country: event.country.to_string(),
+                category: item.category.to_string(),
+                currency: currency.to_string(),
             };
             let rows = self.sales.entry(key).or_default();
             let units = i64::from(item.quantity);

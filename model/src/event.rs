@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -63,9 +64,9 @@ impl FromStr for EventType {
 
 /// One line of an `order_placed` event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    pub product_id: String,
-    pub category: String,
+pub struct Item<'a> {
+    pub product_id: Cow<'a, str>,
+    pub category: Cow<'a, str>,
     pub quantity: i32,
     pub unit_price_minor: i64,
     /// `quantity * unit_price_minor`, checked to fit 64 bits during validation.
@@ -74,16 +75,16 @@ pub struct Item {
 
 /// The order part of an `order_placed` event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    pub order_id: String,
-    pub items: Vec<Item>,
+pub struct Order<'a> {
+    pub order_id: Cow<'a, str>,
+    pub items: Vec<Item<'a>>,
     pub total_minor: i64,
     pub discount_minor: i64,
     pub shipping_minor: i64,
     pub tax_minor: i64,
 }
 
-impl Order {
+impl Order<'_> {
     /// Sum of item quantities (at most 500 * 10,000, so it fits `int`).
     pub fn units(&self) -> i32 {
         self.items.iter().map(|i| i.quantity).sum()
@@ -92,36 +93,39 @@ impl Order {
 
 /// A valid storefront event. The optional fields are exactly the nullable columns of the
 /// `events` table: each is `Some` only for the event types that carry it.
+///
+/// Its strings borrow from the record's text where they can ([`crate::validate`]: a string
+/// without escapes is not copied), or own their text (an escaped string, a generated event).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub event_id: String,
+pub struct Event<'a> {
+    pub event_id: Cow<'a, str>,
     pub event_type: EventType,
     /// UTC milliseconds since the epoch.
     pub event_time_ms: i64,
-    pub session_id: String,
-    pub customer_id: Option<String>,
-    pub country: String,
-    pub device: String,
-    pub page: Option<String>,
-    pub product_id: Option<String>,
-    pub category: Option<String>,
+    pub session_id: Cow<'a, str>,
+    pub customer_id: Option<Cow<'a, str>>,
+    pub country: Cow<'a, str>,
+    pub device: Cow<'a, str>,
+    pub page: Option<Cow<'a, str>>,
+    pub product_id: Option<Cow<'a, str>>,
+    pub category: Option<Cow<'a, str>>,
     pub quantity: Option<i32>,
     pub unit_price_minor: Option<i64>,
     pub cart_value_minor: Option<i64>,
-    pub currency: Option<String>,
-    pub order: Option<Order>,
+    pub currency: Option<Cow<'a, str>>,
+    pub order: Option<Order<'a>>,
 }
 
-impl Event {
+impl<'a> Event<'a> {
     /// An event with the fields of every type; the type-specific ones start empty.
     pub fn new(
-        event_id: String,
+        event_id: Cow<'a, str>,
         event_type: EventType,
         event_time_ms: i64,
-        session_id: String,
-        customer_id: Option<String>,
-        country: String,
-        device: String,
+        session_id: Cow<'a, str>,
+        customer_id: Option<Cow<'a, str>>,
+        country: Cow<'a, str>,
+        device: Cow<'a, str>,
     ) -> Self {
         Event {
             event_id,

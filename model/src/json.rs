@@ -63,6 +63,15 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// A string's text, borrowed from the parsed text unless it had escapes.
+    pub(crate) fn text(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Json::String(Cow::Borrowed(s)) => Some(Cow::Borrowed(s)),
+            Json::String(Cow::Owned(s)) => Some(Cow::Owned(s.clone())),
+            _ => None,
+        }
+    }
+
     /// The JSON type, for messages: "a string", "an object".
     pub(crate) fn kind(&self) -> &'static str {
         match self {

@@ -1,6 +1,8 @@
 //! Record bytes to [`Event`] or [`Rejection`], with the checks of contract section 1.3 applied in
 //! the order of its table.
 
+use std::borrow::Cow;
+
 use crate::event::{Event, EventType, Item, Order};
 use crate::json::{self, Json, Object, ParseError};
 use crate::reason::{ReasonCode, Rejection};
@@ -27,14 +29,15 @@ fn schema(reason: String) -> Rejection {
 }
 
 /// Field access with errors that name the field (`items[2].quantity`).
-struct Fields<'a> {
-    obj: &'a Object<'a>,
+/// The strings it returns borrow from the record's text (`'de`), not from the tree (`'t`).
+struct Fields<'t, 'de> {
+    obj: &'t Object<'de>,
     /// The index of the item the object is, `None` for the event itself. (The name is made only
     /// for an error: most records have none.)
     item: Option<usize>,
 }
 
-impl<'a> Fields<'a> {
+impl<'t, 'de> Fields<'t, 'de> {
     fn name(&self, field: &str) -> String {
         match self.item {
             None => field.to_string(),
@@ -42,18 +45,17 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn required(&self, field: &str) -> Check<&'a Json<'a>> {
+    fn required(&self, field: &str) -> Check<&'t Json<'de>> {
         self.obj.get(field).ok_or_else(|| schema(format!("missing required field `{}`", self.name(field))))
     }
 
-    fn string(&self, field: &str, min: usize, max: usize) -> Check<&'a str> {
+    fn string(&self, field: &str, min: usize, max: usize) -> Check<Cow<'de, str>> {
         let v = self.required(field)?;
         self.check_string(field, v, min, max)
     }
 
-    fn check_string(&self, field: &str, v: &'a Json<'a>, min: usize, max: usize) -> Check<&'a str> {
-        let s =
-            v.as_str().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
+    fn check_string(&self, field: &str, v: &'t Json<'de>, min: usize, max: usize) -> Check<Cow<'de, str>> {
+        let s = v.text().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         // A character is 1 to 4 bytes: the characters are counted only when the byte length
         // does not settle it.
         let settled = s.len() <= max && s.len().div_ceil(4) >= min;
@@ -66,15 +68,14 @@ impl<'a> Fields<'a> {
         Ok(s)
     }
 
-    fn upper_code(&self, field: &str, len: usize, standard: &str) -> Check<&'a str> {
+    fn upper_code(&self, field: &str, len: usize, standard: &str) -> Check<Cow<'de, str>> {
         let v = self.required(field)?;
-        let s =
-            v.as_str().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
+        let s = v.text().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         if s.len() != len || !s.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(schema(format!(
                 "`{}` must be {len} upper-case ASCII letters ({standard}), got {}",
                 self.name(field),
-                preview(s)
+                preview(&s)
             )));
         }
         Ok(s)
@@ -138,7 +139,7 @@ fn preview(s: &str) -> String {
 
 /// Validates one record's data against contract section 1. `arrival_ms` is the record's
 /// `approximateArrivalTimestamp` in UTC milliseconds (for the event-time range check).
-pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
+pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
     // 1. invalid_encoding
     if data.starts_with(&KPL_MAGIC) {
         return Err(Rejection::new(
@@ -180,7 +181,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     // 4. schema_violation
     let event_id = f.string("event_id", 1, 64)?;
     if !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(schema(format!("`event_id` {} may only contain A-Z a-z 0-9 _ -", preview(event_id))));
+        return Err(schema(format!("`event_id` {} may only contain A-Z a-z 0-9 _ -", preview(&event_id))));
     }
     let time_text = f.required("event_time")?;
     let time_text = time_text
@@ -196,36 +197,28 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
     let country = f.upper_code("country", 2, "ISO 3166-1 alpha-2")?;
     let device = f.string("device", 1, 32)?;
 
-    let mut event = Event::new(
-        event_id.to_string(),
-        event_type,
-        event_time.millis,
-        session_id.to_string(),
-        customer_id.map(str::to_string),
-        country.to_string(),
-        device.to_string(),
-    );
+    let mut event = Event::new(event_id, event_type, event_time.millis, session_id, customer_id, country, device);
     match event_type {
-        EventType::PageView => event.page = Some(f.string("page", 1, 2048)?.to_string()),
+        EventType::PageView => event.page = Some(f.string("page", 1, 2048)?),
         t if t.is_product_event() => {
-            event.product_id = Some(f.string("product_id", 1, 128)?.to_string());
-            event.category = Some(f.string("category", 1, 128)?.to_string());
+            event.product_id = Some(f.string("product_id", 1, 128)?);
+            event.category = Some(f.string("category", 1, 128)?);
             event.unit_price_minor = Some(f.money("unit_price_minor")?);
-            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?.to_string());
+            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?);
             if t.is_cart_event() {
                 event.quantity = Some(f.quantity("quantity")?);
             }
         }
         EventType::CheckoutStarted => {
             event.cart_value_minor = Some(f.money("cart_value_minor")?);
-            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?.to_string());
+            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?);
         }
         _ => {
             let order_id = f.string("order_id", 1, 128)?;
-            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?.to_string());
+            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?);
             let items = parse_items(f.required("items")?)?;
             let mut order = Order {
-                order_id: order_id.to_string(),
+                order_id,
                 total_minor: f.money("total_minor")?,
                 discount_minor: f.optional_money("discount_minor")?,
                 shipping_minor: f.optional_money("shipping_minor")?,
@@ -261,7 +254,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event, Rejection> {
 
 /// Items are validated in full (schema) before any total is computed, so that a schema error in
 /// a later item wins over an overflow in an earlier one. The line totals are checked later.
-fn parse_items(v: &Json) -> Check<Vec<Item>> {
+fn parse_items<'de>(v: &Json<'de>) -> Check<Vec<Item<'de>>> {
     let Json::Array(raw) = v else {
         return Err(schema(format!("`items` must be an array, got {}", v.kind())));
     };
@@ -276,8 +269,8 @@ fn parse_items(v: &Json) -> Check<Vec<Item>> {
             };
             let f = Fields { obj, item: Some(i) };
             Ok(Item {
-                product_id: f.string("product_id", 1, 128)?.to_string(),
-                category: f.string("category", 1, 128)?.to_string(),
+                product_id: f.string("product_id", 1, 128)?,
+                category: f.string("category", 1, 128)?,
                 quantity: f.quantity("quantity")?,
                 unit_price_minor: f.money("unit_price_minor")?,
                 line_total_minor: 0,
@@ -288,7 +281,7 @@ fn parse_items(v: &Json) -> Check<Vec<Item>> {
 
 /// `total_minor == sum(quantity * unit_price_minor) - discount + shipping + tax`, every step in
 /// checked 64-bit arithmetic, left to right. Fills in each item's line total.
-fn check_total(order: &mut Order) -> Check<()> {
+fn check_total(order: &mut Order<'_>) -> Check<()> {
     let overflow = |what: String| {
         Rejection::new(ReasonCode::InconsistentTotal, format!("{what} overflows a signed 64-bit integer"))
     };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use model::{Event, EventType, Item, MinuteAggregates, Order};
 use proptest::prelude::*;
 
-fn event(kind: usize, minute: i64, country: usize, device: usize, items: Vec<(usize, i32, i64)>) -> Event {
+fn event(kind: usize, minute: i64, country: usize, device: usize, items: Vec<(usize, i32, i64)>) -> Event<'static> {
     let t = EventType::ALL[kind];
     let order = (t == EventType::OrderPlaced).then(|| Order {
         order_id: "o".into(),
@@ -14,7 +14,7 @@ fn event(kind: usize, minute: i64, country: usize, device: usize, items: Vec<(us
             .into_iter()
             .map(|(c, q, p)| Item {
                 product_id: "p".into(),
-                category: format!("cat{c}"),
+                category: format!("cat{c}").into(),
                 quantity: q,
                 unit_price_minor: p,
                 line_total_minor: i64::from(q).saturating_mul(p),
@@ -39,7 +39,7 @@ fn event(kind: usize, minute: i64, country: usize, device: usize, items: Vec<(us
     e
 }
 
-fn any_event() -> impl Strategy<Value = Event> {
+fn any_event() -> impl Strategy<Value = Event<'static>> {
     let price = prop_oneof![0i64..10_000, (i64::MAX / 4)..=i64::MAX];
     let item = (0usize..2, 1i32..3, price);
     (0usize..6, 0i64..3, 0usize..2, 0usize..2, prop::collection::vec(item, 1..3))
@@ -64,9 +64,9 @@ proptest! {
         for e in &events {
             let w = model::floor_to_minute(e.event_time_ms);
             let kind = EventType::ALL.iter().position(|t| *t == e.event_type).unwrap();
-            funnel.entry((w, e.country.clone(), e.device.clone())).or_default()[kind] += 1;
+            funnel.entry((w, e.country.to_string(), e.device.to_string())).or_default()[kind] += 1;
             for i in e.order.iter().flat_map(|o| &o.items) {
-                let s = sales.entry((w, e.country.clone(), i.category.clone())).or_default();
+                let s = sales.entry((w, e.country.to_string(), i.category.to_string())).or_default();
                 s.0 += 1;
                 s.1 += i128::from(i.quantity);
                 s.2 += i128::from(i.line_total_minor);

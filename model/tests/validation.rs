@@ -375,9 +375,35 @@ fn unknown_and_foreign_fields_are_ignored() {
     let mut v: serde_json::Value = serde_json::from_str(&page_view_with("quantity", Some(json!("lots")))).unwrap();
     v["items"] = json!("nope");
     v["nested"] = json!({"a": [1, 2, {"b": null}]});
-    let e = validate(v.to_string().as_bytes(), invalid_arrival()).unwrap();
+    let text = v.to_string();
+    let e = validate(text.as_bytes(), invalid_arrival()).unwrap();
     assert_eq!((e.quantity, e.order, e.product_id), (None, None, None));
     // Field order is free; whitespace around the object is fine.
     let reordered = r#"  {"page":"/","device":"d","country":"FR","session_id":"s","event_time":"2026-11-23T12:00:00Z","event_type":"page_view","event_id":"z"}  "#;
     assert!(validate(reordered.as_bytes(), invalid_arrival()).is_ok());
+}
+
+#[test]
+fn an_events_strings_are_borrowed_from_the_record_unless_escaped() {
+    use std::borrow::Cow;
+    let borrowed = |s: &Cow<str>| matches!(s, Cow::Borrowed(_));
+    let text = order_with(
+        serde_json::json!([{"product_id": "p\u{e9}-1", "category": "shoes", "quantity": 2, "unit_price_minor": 5}]),
+        serde_json::json!(10),
+        &[("customer_id", serde_json::json!("c-1"))],
+    );
+    let e = validate(text.as_bytes(), invalid_arrival()).unwrap();
+    let order = e.order.as_ref().unwrap();
+    let item = &order.items[0];
+    for s in [&e.event_id, &e.session_id, &e.country, &e.device, &order.order_id, &item.product_id, &item.category] {
+        assert!(borrowed(s), "{s:?} was copied");
+    }
+    assert!([&e.customer_id, &e.currency].iter().all(|s| s.as_ref().is_some_and(borrowed)));
+    assert_eq!(item.product_id, "p\u{e9}-1");
+
+    // An escaped string is unescaped into a string of its own, with the same text.
+    let escaped = page_view_with("page", Some(serde_json::json!("/c/\"shoes\"")));
+    let e = validate(escaped.as_bytes(), invalid_arrival()).unwrap();
+    assert!(matches!(&e.page, Some(Cow::Owned(p)) if p == "/c/\"shoes\""), "{:?}", e.page);
+    assert!(borrowed(&e.event_id));
 }

@@ -30,7 +30,7 @@ pub struct ProductUnits(BTreeMap<String, u64>);
 impl ProductUnits {
     pub fn add(&mut self, event: &Event) {
         for item in event.order.iter().flat_map(|o| &o.items) {
-            *self.0.entry(item.product_id.clone()).or_default() += u64::try_from(item.quantity).unwrap_or(0);
+            *self.0.entry(item.product_id.to_string()).or_default() += u64::try_from(item.quantity).unwrap_or(0);
         }
     }
 }
@@ -108,7 +108,7 @@ impl Digest {
 mod tests {
     use super::*;
 
-    fn event(json: &str) -> Event {
+    fn event(json: &str) -> Event<'_> {
         model::validate(json.as_bytes(), minute("2026-11-23T11:00:00Z")).expect("valid sample")
     }
 
@@ -120,7 +120,7 @@ mod tests {
     const VIEW: &str = r#"{"event_id":"v1","event_type":"page_view","event_time":"2026-11-23T10:16:00Z",
         "session_id":"s","country":"DE","device":"web","page":"/"}"#;
 
-    fn digest(events: &[Event]) -> Digest {
+    fn digest(events: &[Event<'_>]) -> Digest {
         let mut aggregates = MinuteAggregates::default();
         let mut products = ProductUnits::default();
         for e in events {

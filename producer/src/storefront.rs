@@ -1,7 +1,12 @@
 //! The simulated storefront: visitors in sessions that land, browse, view products, change their
 //! carts, start checkout and order, interleaved as on a busy site. Deterministic for a seed.
 
-use model::{Event, EventType, Item, Order, ReasonCode};
+use std::borrow::Cow;
+
+use model::{EventType, Item, Order, ReasonCode};
+
+/// A generated event: its ids are its own, its catalog names the catalog's static strings.
+type Event = model::Event<'static>;
 
 use crate::catalog::{Catalog, COUNTRIES, DEVICES};
 use crate::json::{write_event, Anonymous, Overrides};
@@ -204,13 +209,13 @@ impl Storefront {
         self.next_event += 1;
         let session = &self.sessions[s];
         Event::new(
-            format!("e{}-{n:x}", self.id_prefix),
+            format!("e{}-{n:x}", self.id_prefix).into(),
             event_type,
             self.clock_ms as i64,
-            session.id.clone(),
-            session.customer.clone(),
-            COUNTRIES[session.country].code.to_string(),
-            DEVICES[session.device].0.to_string(),
+            session.id.clone().into(),
+            session.customer.clone().map(Cow::Owned),
+            COUNTRIES[session.country].code.into(),
+            DEVICES[session.device].0.into(),
         )
     }
 
@@ -219,10 +224,10 @@ impl Storefront {
         let price = self.catalog.price(product, country);
         let mut e = self.event_base(s, t);
         let p = &self.catalog.products[product];
-        e.product_id = Some(p.id.clone());
-        e.category = Some(p.category.to_string());
+        e.product_id = Some(p.id.clone().into());
+        e.category = Some(p.category.into());
         e.unit_price_minor = Some(price);
-        e.currency = Some(country.currency.to_string());
+        e.currency = Some(country.currency.into());
         e.quantity = quantity;
         e
     }
@@ -241,8 +246,8 @@ impl Storefront {
                 let price = self.catalog.price(p, country);
                 let product = &self.catalog.products[p];
                 Item {
-                    product_id: product.id.clone(),
-                    category: product.category.to_string(),
+                    product_id: product.id.clone().into(),
+                    category: product.category.into(),
                     quantity: q,
                     unit_price_minor: price,
                     line_total_minor: price * i64::from(q),
@@ -259,9 +264,9 @@ impl Storefront {
         let n = self.next_order;
         self.next_order += 1;
         let mut e = self.event_base(s, EventType::OrderPlaced);
-        e.currency = Some(country.currency.to_string());
+        e.currency = Some(country.currency.into());
         e.order = Some(Order {
-            order_id: format!("o{}-{n:x}", self.id_prefix),
+            order_id: format!("o{}-{n:x}", self.id_prefix).into(),
             items,
             total_minor: sum - discount + shipping + tax,
             discount_minor: discount,
@@ -280,7 +285,7 @@ impl Storefront {
             _ => format!("/c/{category}"),
         };
         let mut e = self.event_base(s, EventType::PageView);
-        e.page = Some(page);
+        e.page = Some(page.into());
         e
     }
 
@@ -318,7 +323,7 @@ impl Storefront {
                     let currency = COUNTRIES[self.sessions[s].country].currency;
                     let mut e = self.event_base(s, EventType::CheckoutStarted);
                     e.cart_value_minor = Some(value);
-                    e.currency = Some(currency.to_string());
+                    e.currency = Some(currency.into());
                     self.sessions[s].stage = Stage::Checkout;
                     e
                 } else if has_cart && r < 0.16 {
@@ -381,7 +386,7 @@ impl Storefront {
         let f = self.cfg.faults;
         if f.invalid_rate > 0.0 && self.rng.chance(f.invalid_rate) {
             let code = ReasonCode::ALL[self.rng.below(ReasonCode::ALL.len())];
-            let partition_key = event.session_id.clone();
+            let partition_key = event.session_id.to_string();
             self.write_invalid(buf, &mut event, anonymous, code);
             return Generated {
                 kind: Kind::Invalid(code),
@@ -397,11 +402,11 @@ impl Storefront {
         }
         write_event(buf, &event, anonymous, &Overrides::default());
         if f.duplicate_rate > 0.0 && self.rng.chance(f.duplicate_rate) {
-            self.repeat = Some((buf.clone(), event.session_id.clone(), event.event_time_ms));
+            self.repeat = Some((buf.clone(), event.session_id.to_string(), event.event_time_ms));
         }
         Generated {
             kind,
-            partition_key: event.session_id.clone(),
+            partition_key: event.session_id.to_string(),
             event_time_ms: event.event_time_ms,
             event: Some(event),
         }
@@ -417,7 +422,7 @@ impl Storefront {
             }
             ReasonCode::SchemaViolation => match self.rng.below(3) {
                 0 => o.country = Some("usa"),
-                1 => e.session_id.clear(),
+                1 => e.session_id = Cow::Borrowed(""),
                 _ => o.event_time = Some("yesterday"),
             },
             ReasonCode::InconsistentTotal => {

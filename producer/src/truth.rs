@@ -147,7 +147,7 @@ impl Truth {
                     self.order_items += order.items.len() as u64;
                     for item in &order.items {
                         self.units += i128::from(item.quantity);
-                        *self.line_totals.entry(currency.clone()).or_default() += i128::from(item.line_total_minor);
+                        *self.line_totals.entry(currency.to_string()).or_default() += i128::from(item.line_total_minor);
                     }
                 }
                 self.aggregates.add(e);

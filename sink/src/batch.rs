@@ -119,7 +119,7 @@ impl EventColumns {
         self.quantity.append_option(e.quantity);
         self.unit_price_minor.append_option(e.unit_price_minor);
         self.cart_value_minor.append_option(e.cart_value_minor);
-        self.order_id.append_option(e.order.as_ref().map(|o| o.order_id.as_str()));
+        self.order_id.append_option(e.order.as_ref().map(|o| &*o.order_id));
         self.units.append_option(e.order.as_ref().map(|o| o.units()));
         self.total_minor.append_option(e.order.as_ref().map(|o| o.total_minor));
         self.currency.append_option(e.currency.as_deref());
