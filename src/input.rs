@@ -39,9 +39,9 @@ pub fn ndjson_records(text: &[u8], at: &Placement) -> Vec<InputRecord> {
 
 fn record(at: &Placement, seq: u128, data: Vec<u8>) -> InputRecord {
     InputRecord {
-        stream: at.stream.clone(),
+        stream: at.stream.as_str().into(),
         meta: RecordMeta {
-            shard_id: at.shard_id.clone(),
+            shard_id: at.shard_id.as_str().into(),
             sequence_number: seq.to_string(),
             sub_sequence_number: 0,
             partition_key: format!("pk-{seq}"),

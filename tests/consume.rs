@@ -133,7 +133,7 @@ async fn consume_and_invoke_run_the_real_bootstrap_under_the_local_runtime_api()
         .map(|(_, r)| processor::kinesis::InputRecord {
             stream: "live".into(),
             meta: sink::RecordMeta {
-                shard_id: s(r, "shard_id"),
+                shard_id: s(r, "shard_id").into(),
                 sequence_number: s(r, "sequence_number"),
                 sub_sequence_number: 0,
                 partition_key: "k".into(),

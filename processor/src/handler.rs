@@ -176,9 +176,9 @@ impl<S: ObjectStore> Processor<S> {
         let mut groups: Vec<(ShardKey, Vec<InputRecord>)> = Vec::new();
         for r in records {
             // A shard's key is copied once, for its group.
-            match groups.iter_mut().find(|((stream, shard), _)| *stream == r.stream && *shard == r.meta.shard_id) {
+            match groups.iter_mut().find(|((stream, shard), _)| **stream == *r.stream && **shard == *r.meta.shard_id) {
                 Some((_, v)) => v.push(r),
-                None => groups.push(((r.stream.clone(), r.meta.shard_id.clone()), vec![r])),
+                None => groups.push(((r.stream.to_string(), r.meta.shard_id.to_string()), vec![r])),
             }
         }
         let mut total = BatchReport::default();
@@ -400,9 +400,11 @@ impl<S: ObjectStore> Processor<S> {
                     Ok(users) => {
                         for (n, u) in users.iter().enumerate() {
                             let meta = RecordMeta {
+                                shard_id: r.meta.shard_id.clone(),
+                                sequence_number: r.meta.sequence_number.clone(),
                                 sub_sequence_number: n as i32,
                                 partition_key: u.partition_key.to_string(),
-                                ..r.meta.clone()
+                                arrival_ms: r.meta.arrival_ms,
                             };
                             take(&meta, u.data, model::validate(u.data, r.meta.arrival_ms));
                         }

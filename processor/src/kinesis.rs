@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::Deserialize;
@@ -23,9 +24,10 @@ pub struct KinesisEvent {
 impl<'de> Deserialize<'de> for KinesisEvent {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let event = EventText::deserialize(d)?;
-        // Every record of an event names the same stream: its name is read from the first ARN
-        // and cloned while the ARN stays the same.
-        let mut last: Option<(Option<Text<'de>>, String)> = None;
+        // Every record of an event names the same stream, and most the same shard: each name is
+        // made once and shared while it stays the same.
+        let mut last: Option<(Option<Text<'de>>, Arc<str>)> = None;
+        let mut last_shard: Option<Arc<str>> = None;
         let records = event
             .records
             .into_iter()
@@ -33,12 +35,16 @@ impl<'de> Deserialize<'de> for KinesisEvent {
                 let stream = match &last {
                     Some((arn, stream)) if *arn == r.event_source_arn => stream.clone(),
                     _ => {
-                        let stream = stream_name(r.event_source_arn.as_deref());
+                        let stream: Arc<str> = stream_name(r.event_source_arn.as_deref()).into();
                         last = Some((r.event_source_arn.clone(), stream.clone()));
                         stream
                     }
                 };
-                r.into_input(stream)
+                let shard = match &last_shard {
+                    Some(shard) if **shard == *r.shard_id() => shard.clone(),
+                    _ => last_shard.insert(r.shard_id().into()).clone(),
+                };
+                r.into_input(stream, shard)
             })
             .collect();
         Ok(KinesisEvent { records })
@@ -125,8 +131,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for StringBytes<'a> {
 /// One record to process: where it came from and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputRecord {
-    /// The stream's name (from the event source ARN), or `local` when there is none.
-    pub stream: String,
+    /// The stream's name (from the event source ARN), or `local` when there is none; shared by
+    /// the records of a stream.
+    pub stream: Arc<str>,
     pub meta: RecordMeta,
     /// The record's bytes; for a record whose base64 could not be decoded, the base64 text.
     pub data: Vec<u8>,
@@ -148,16 +155,15 @@ pub fn stream_name(arn: Option<&str>) -> String {
 
 impl RecordText<'_> {
     /// The shard of `eventID` (`shardId-...:sequence`), `unknown-shard` when absent.
-    fn shard_id(&self) -> String {
+    fn shard_id(&self) -> &str {
         self.event_id
             .as_deref()
-            .and_then(|id| id.split_once(':').map(|(shard, _)| shard.to_string()))
+            .and_then(|id| id.split_once(':').map(|(shard, _)| shard))
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unknown-shard".to_string())
+            .unwrap_or("unknown-shard")
     }
 
-    fn into_input(self, stream: String) -> InputRecord {
-        let shard_id = self.shard_id();
+    fn into_input(self, stream: Arc<str>, shard_id: Arc<str>) -> InputRecord {
         let k = self.kinesis;
         let (data, undecodable) = match decode_base64(&k.data.0) {
             Some(bytes) => (bytes, false),
@@ -329,7 +335,7 @@ mod tests {
             .map(|n| InputRecord {
                 stream: "storefront".into(),
                 meta: RecordMeta {
-                    shard_id: format!("shardId-00000000000{}", n % 3),
+                    shard_id: format!("shardId-00000000000{}", n % 3).into(),
                     sequence_number: format!("4954511524349098501828006771497314458218006259324{n:07}"),
                     sub_sequence_number: 0,
                     partition_key: format!("session-{n}"),
@@ -355,13 +361,35 @@ mod tests {
         let event: KinesisEvent = serde_json::from_str(json).unwrap();
         let mut records = event.records.into_iter();
         let first = records.next().unwrap();
-        assert_eq!((first.stream.as_str(), first.meta.shard_id.as_str()), ("orders", "shardId-000000000006"));
+        assert_eq!((&*first.stream, &*first.meta.shard_id), ("orders", "shardId-000000000006"));
         assert_eq!(first.data, br#"{"a":1}"#);
         assert_eq!(first.meta.arrival_ms, 1545084650987);
         let second = records.next().unwrap();
-        assert_eq!((second.stream.as_str(), second.meta.shard_id.as_str()), ("local", "unknown-shard"));
+        assert_eq!((&*second.stream, &*second.meta.shard_id), ("local", "unknown-shard"));
         assert!(second.undecodable);
         assert_eq!(second.data, b"***");
+    }
+
+    #[test]
+    fn a_run_of_one_shards_records_shares_its_stream_and_shard_names() {
+        let record = |shard: &str, seq: &str| {
+            format!(
+                r#"{{"eventID":"{shard}:{seq}","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/orders",
+                "kinesis":{{"data":"eyJhIjoxfQ==","sequenceNumber":"{seq}","approximateArrivalTimestamp":1}}}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"Records":[{},{},{}]}}"#,
+            record("shardId-000000000001", "1"),
+            record("shardId-000000000001", "2"),
+            record("shardId-000000000002", "3")
+        );
+        let event: KinesisEvent = serde_json::from_str(&json).unwrap();
+        let [a, b, c] = &event.records[..] else { panic!("three records") };
+        assert!(Arc::ptr_eq(&a.meta.shard_id, &b.meta.shard_id));
+        assert_eq!((&*b.meta.shard_id, &*c.meta.shard_id), ("shardId-000000000001", "shardId-000000000002"));
+        assert!(Arc::ptr_eq(&a.stream, &c.stream));
+        assert_eq!(&*c.stream, "orders");
     }
 
     fn only_record(data_json: &str) -> Result<InputRecord, serde_json::Error> {

@@ -102,7 +102,7 @@ mod tests {
         assert!(reader.event(None, "r-2").is_err());
         let event = reader.event(None, "r-1").unwrap();
         let record = &event.records[0];
-        assert_eq!((record.stream.as_str(), record.meta.shard_id.as_str()), ("orders", "shardId-000000000003"));
+        assert_eq!((&*record.stream, &*record.meta.shard_id), ("orders", "shardId-000000000003"));
         assert_eq!((record.data.as_slice(), record.meta.arrival_ms), (&br#"{"a":1}"#[..], 1_763_903_100_500));
         // Taken once: a second take finds nothing.
         assert_eq!(reader.event(None, "r-1").unwrap_err().to_string(), NullEvent.to_string());

@@ -94,7 +94,7 @@ async fn prepare(dir: PathBuf, target: u64) {
             batches[shard].push(InputRecord {
                 stream: "bench".into(),
                 meta: RecordMeta {
-                    shard_id: format!("shardId-{shard:012}"),
+                    shard_id: format!("shardId-{shard:012}").into(),
                     sequence_number: format!("{:056}", sequence[shard]),
                     sub_sequence_number: 0,
                     partition_key: g.partition_key,

@@ -15,7 +15,8 @@ use crate::schema::Table;
 /// Where a record came from: its Kinesis coordinates and arrival time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMeta {
-    pub shard_id: String,
+    /// Shared by the records of a shard (a batch's records are mostly of one).
+    pub shard_id: Arc<str>,
     pub sequence_number: String,
     /// Index inside a KPL aggregate; 0 for a plain record.
     pub sub_sequence_number: i32,

@@ -67,7 +67,7 @@ impl OnFailureRecord {
             version: "1.0".into(),
             timestamp: model::format_millis(model::now_ms()),
             batch: KinesisBatchInfo {
-                shard_id: first.meta.shard_id.clone(),
+                shard_id: first.meta.shard_id.to_string(),
                 start_sequence_number: first.meta.sequence_number.clone(),
                 end_sequence_number: last.meta.sequence_number.clone(),
                 approximate_arrival_of_first_record: Some(model::format_millis(first.meta.arrival_ms)),

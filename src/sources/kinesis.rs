@@ -163,14 +163,15 @@ pub async fn read_range(
             .await
             .map_err(|e| anyhow::anyhow!(awsenv::one_line(aws_sdk_kinesis::error::DisplayErrorContext(e))))
             .with_context(|| format!("GetRecords {what}"))?;
+        let (stream_name, shard): (std::sync::Arc<str>, std::sync::Arc<str>) = (stream.into(), shard_id.into());
         for r in page.records() {
             if cmp_sequence(r.sequence_number(), end).is_gt() {
                 return check_start(out, start, &what);
             }
             out.push(InputRecord {
-                stream: stream.to_string(),
+                stream: stream_name.clone(),
                 meta: RecordMeta {
-                    shard_id: shard_id.to_string(),
+                    shard_id: shard.clone(),
                     sequence_number: r.sequence_number().to_string(),
                     sub_sequence_number: 0,
                     partition_key: r.partition_key().unwrap_or_default().to_string(),

@@ -63,12 +63,12 @@ impl RuntimeFunction {
 impl Function for RuntimeFunction {
     async fn invoke(&self, records: Vec<InputRecord>) -> BatchReport {
         let mut report = BatchReport {
-            stream: records.first().map(|r| r.stream.clone()).unwrap_or_default(),
+            stream: records.first().map(|r| r.stream.to_string()).unwrap_or_default(),
             records: records.len(),
             ..BatchReport::default()
         };
         let payload = processor::kinesis::event_json(&records, &self.spec.region, "000000000000").to_string();
-        let shard_id = records.first().map(|r| r.meta.shard_id.as_str()).unwrap_or_default();
+        let shard_id = records.first().map(|r| &*r.meta.shard_id).unwrap_or_default();
         let answer = match self.environment(shard_id).await {
             Ok(lambda) => lambda.invoke_with_metrics(payload, METRICS_WAIT).await.map_err(|e| e.to_string()),
             Err(e) => Err(format!("cannot serve the local Lambda Runtime API: {e}")),

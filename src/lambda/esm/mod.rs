@@ -102,12 +102,13 @@ impl EsmStats {
 }
 
 pub(crate) fn inputs(stream: &str, shard_id: &str, records: &[StreamRecord]) -> Vec<InputRecord> {
+    let (stream, shard_id): (std::sync::Arc<str>, std::sync::Arc<str>) = (stream.into(), shard_id.into());
     records
         .iter()
         .map(|r| InputRecord {
-            stream: stream.to_string(),
+            stream: stream.clone(),
             meta: RecordMeta {
-                shard_id: shard_id.to_string(),
+                shard_id: shard_id.clone(),
                 sequence_number: r.sequence_number.clone(),
                 sub_sequence_number: 0,
                 partition_key: r.partition_key.clone(),
