@@ -1,6 +1,8 @@
 //! Records for the handler from files: a Lambda Kinesis event (JSON, as Lambda sends it), NDJSON
 //! (one record's data per line), and the contract samples bundled with the repository.
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context};
 use base64::Engine;
 use processor::kinesis::{InputRecord, KinesisEvent};
@@ -10,11 +12,11 @@ use sink::RecordMeta;
 pub const VALID_SAMPLES: &str = include_str!("../tests/fixtures/contract/valid.ndjson");
 pub const INVALID_SAMPLES: &str = include_str!("../tests/fixtures/contract/invalid.ndjson");
 
-/// Where a run of NDJSON records sits in a stream.
+/// Where a run of NDJSON records sits in a stream (its names shared by the run's records).
 #[derive(Debug, Clone)]
 pub struct Placement {
-    pub stream: String,
-    pub shard_id: String,
+    pub stream: Arc<str>,
+    pub shard_id: Arc<str>,
     pub first_sequence: u128,
     pub arrival_ms: i64,
 }
@@ -39,9 +41,9 @@ pub fn ndjson_records(text: &[u8], at: &Placement) -> Vec<InputRecord> {
 
 fn record(at: &Placement, seq: u128, data: Vec<u8>) -> InputRecord {
     InputRecord {
-        stream: at.stream.as_str().into(),
+        stream: at.stream.clone(),
         meta: RecordMeta {
-            shard_id: at.shard_id.as_str().into(),
+            shard_id: at.shard_id.clone(),
             sequence_number: seq.to_string(),
             sub_sequence_number: 0,
             partition_key: format!("pk-{seq}"),

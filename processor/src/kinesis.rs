@@ -40,9 +40,10 @@ impl<'de> Deserialize<'de> for KinesisEvent {
                         stream
                     }
                 };
+                let shard_id = r.shard_id();
                 let shard = match &last_shard {
-                    Some(shard) if **shard == *r.shard_id() => shard.clone(),
-                    _ => last_shard.insert(r.shard_id().into()).clone(),
+                    Some(shard) if **shard == *shard_id => shard.clone(),
+                    _ => last_shard.insert(shard_id.into()).clone(),
                 };
                 r.into_input(stream, shard)
             })

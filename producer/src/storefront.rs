@@ -5,12 +5,12 @@ use std::borrow::Cow;
 
 use model::{EventType, Item, Order, ReasonCode};
 
-/// A generated event: its ids are its own, its catalog names the catalog's static strings.
-type Event = model::Event<'static>;
-
 use crate::catalog::{Catalog, COUNTRIES, DEVICES};
 use crate::json::{write_event, Anonymous, Overrides};
 use crate::rng::Rand;
+
+/// A generated event: its ids are its own, its catalog names the catalog's static strings.
+type Event = model::Event<'static>;
 
 const CATALOG_SIZE: usize = 5000;
 const CUSTOMERS: usize = 200_000;

@@ -85,8 +85,8 @@ pub async fn run(p: Args) -> anyhow::Result<bool> {
             let path = p.ndjson.as_ref().context("give --event or --ndjson")?;
             let arrival_ms = p.arrival.unwrap_or_else(model::now_ms);
             let at = Placement {
-                stream: p.stream.clone(),
-                shard_id: p.shard.clone(),
+                stream: p.stream.as_str().into(),
+                shard_id: p.shard.as_str().into(),
                 first_sequence: p.first_sequence,
                 arrival_ms,
             };
