@@ -21,8 +21,20 @@ pub(crate) enum ParseError {
 /// The message of the depth error inside serde_json's error, to tell it from a syntax error.
 const TOO_DEEP: &str = "orderstream: nested too deep";
 
-/// Parses `text` (one JSON value and nothing else but whitespace).
+mod plain;
+
+pub use plain::plain_text_len;
+
+/// Parses `text` (one JSON value and nothing else but whitespace): without serde where the text
+/// is plain (`plain`), by serde_json otherwise, into the same tree.
 pub(crate) fn parse(text: &str, max_depth: usize) -> Result<Json<'_>, ParseError> {
+    match plain::parse(text, max_depth) {
+        Some(json) => Ok(json),
+        None => parse_with_serde(text, max_depth),
+    }
+}
+
+fn parse_with_serde(text: &str, max_depth: usize) -> Result<Json<'_>, ParseError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value = JsonVisitor { depth: 0, max_depth }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     value.map_err(|e| {
@@ -274,7 +286,65 @@ mod tests {
         })
     }
 
+    /// The plain reader's tree, compared with serde_json's where it reads one.
+    fn plain(text: &str, max_depth: usize) -> Option<Json<'_>> {
+        let read = plain::parse(text, max_depth);
+        if let Some(json) = &read {
+            assert_eq!(Some(json), parse_with_serde(text, max_depth).ok().as_ref(), "{text}");
+        }
+        read
+    }
+
+    #[test]
+    fn the_plain_reader_reads_plain_records_and_leaves_the_rest_to_serde_json() {
+        let record = r#" {"event_id": "e-1", "n": 18446744073709551615, "m": -9223372036854775808, "z": 0,
+            "t": [true, false, null, {}, [], -1], "é": "ü", "a": {"b": {"c": "d"}}, "n": 2} "#;
+        let Some(Json::Object(o)) = plain(record, 3) else { panic!("read") };
+        assert!(matches!(o.get("n"), Some(Json::Number(n)) if n.as_u64() == Some(2)));
+        assert!(matches!(o.get("m"), Some(Json::Number(n)) if n.as_i64() == Some(i64::MIN)));
+        assert!(matches!(&o.0[0], (Cow::Borrowed("event_id"), Json::String(Cow::Borrowed("e-1")))));
+        for left in [
+            r#"{"a": 1.5}"#,
+            r#"{"a": 1e3}"#,
+            r#"{"a": -0}"#,
+            r#"{"a": 18446744073709551616}"#,
+            r#"{"a": -9223372036854775809}"#,
+            r#"{"a\n": 1}"#,
+            r#"{"a": "\u00e9"}"#,
+        ] {
+            assert!(plain(left, 2).is_none() && parse(left, 2).is_ok(), "{left}");
+        }
+        // Nesting past the limit: serde_json's reading says so.
+        assert!(plain("[[[1]]]", 2).is_none() && matches!(parse("[[[1]]]", 2), Err(ParseError::TooDeep)));
+        for bad in ["", "{", r#"{"a" 1}"#, r#"{"a": 01}"#, r#"{"a": -}"#, "[1,]", "[1] 2", "tru", "{\"a\": \"\u{1}\"}"]
+        {
+            assert!(plain(bad, 32).is_none() && parse(bad, 32).is_err(), "{bad}");
+        }
+    }
+
     proptest::proptest! {
+        /// Any JSON text: whatever the plain reader reads, serde_json reads into the same tree,
+        /// and the plain reader reads every text without escapes and fractions.
+        #[test]
+        fn the_plain_reader_reads_as_serde_json_does(value in any_json(), pretty in proptest::bool::ANY) {
+            let text = if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }.unwrap();
+            // Plain: no float, and no string or key that JSON writes with an escape.
+            fn is_plain(v: &Value) -> bool {
+                let unescaped = |s: &str| !serde_json::to_string(s).unwrap().contains('\\');
+                match v {
+                    Value::Number(n) => !n.is_f64(),
+                    Value::String(s) => unescaped(s),
+                    Value::Array(a) => a.iter().all(is_plain),
+                    Value::Object(o) => o.iter().all(|(k, v)| unescaped(k) && is_plain(v)),
+                    _ => true,
+                }
+            }
+            let read = plain(&text, 32);
+            if is_plain(&value) {
+                proptest::prop_assert!(read.is_some(), "{}", text);
+            }
+        }
+
         /// Any JSON text (escapes, numbers of every kind, nesting) reads as serde_json::Value
         /// reads it.
         #[test]
