@@ -220,7 +220,7 @@ fn read_payloads() -> Vec<Payload> {
         .map(|path| {
             let packed = std::fs::read(&path).expect("a payload");
             let text = String::from_utf8(zstd::decode_all(&packed[..]).expect("zstd")).expect("UTF-8");
-            let event: processor::kinesis::KinesisEvent = serde_json::from_str(&text).expect("a Kinesis event");
+            let event = processor::kinesis::KinesisEvent::from_slice(text.as_bytes()).expect("a Kinesis event");
             let (mut user_records, mut json_bytes) = (0, 0);
             for r in &event.records {
                 match model::kpl::deaggregate(&r.data) {
@@ -262,7 +262,7 @@ fn spec(function: &Path, moto: &testkit::servers::Server, log: &Path) -> Functio
 #[inline(never)]
 fn invocation(runtime: &tokio::runtime::Runtime, text: &str) -> usize {
     let processor = processor::Processor::new(sink::store::MemoryStore::new(), "gate/");
-    let event: processor::kinesis::KinesisEvent = serde_json::from_str(text).expect("a Kinesis event");
+    let event = processor::kinesis::KinesisEvent::from_slice(text.as_bytes()).expect("a Kinesis event");
     let (response, report) = runtime.block_on(processor.handle(event));
     assert!(report.error.is_none(), "{:?}", report.error);
     response.batch_item_failures.len()

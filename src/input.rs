@@ -56,8 +56,8 @@ fn record(at: &Placement, seq: u128, data: Vec<u8>) -> InputRecord {
 
 /// A Lambda Kinesis event file.
 pub fn event_records(json: &[u8]) -> anyhow::Result<Vec<InputRecord>> {
-    let event: KinesisEvent =
-        serde_json::from_slice(json).context("not a Lambda Kinesis event ({\"Records\": [{\"kinesis\": {...}}]})")?;
+    let event =
+        KinesisEvent::from_slice(json).context("not a Lambda Kinesis event ({\"Records\": [{\"kinesis\": {...}}]})")?;
     Ok(event.records)
 }
 

@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
             || Processor::new(MemoryStore::new(), "bench/"),
             |p| {
                 // The function's reading of an invocation's body (processor::runtime).
-                let event: KinesisEvent = serde_json::from_slice(text.as_bytes()).expect("a Kinesis event");
+                let event = KinesisEvent::from_slice(text.as_bytes()).expect("a Kinesis event");
                 let (response, report) = runtime.block_on(p.handle(event));
                 assert!(report.error.is_none());
                 response

@@ -13,23 +13,40 @@ use base64::Engine;
 use serde::Deserialize;
 use sink::RecordMeta;
 
+mod envelope;
+
 /// `{"Records": [...]}` as Lambda sends it for a Kinesis event source mapping, read straight
 /// into the records the processor works on: the event's strings are borrowed from its text while
 /// it is read (no copy of each record's base64, ARN and ids), each record's data decoded once.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct KinesisEvent {
     pub records: Vec<InputRecord>,
 }
 
-impl<'de> Deserialize<'de> for KinesisEvent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let event = EventText::deserialize(d)?;
-        // Every record of an event names the same stream, and most the same shard: each name is
-        // made once and shared while it stays the same.
-        let mut last: Option<(Option<Text<'de>>, Arc<str>)> = None;
+impl KinesisEvent {
+    /// The event of a JSON text: read by this crate's own reader of the envelope where it can
+    /// (the text as Lambda writes it), and otherwise by serde_json, whose error says what is
+    /// wrong. The same event either way.
+    pub fn from_slice(text: &[u8]) -> serde_json::Result<KinesisEvent> {
+        match KinesisEvent::read_plain(text) {
+            Some(event) => Ok(event),
+            None => serde_json::from_slice(text),
+        }
+    }
+
+    /// The event of a text as Lambda writes it, read without serde (`envelope`): `None` for any
+    /// text it cannot read exactly as serde_json does (escapes, `null`s, members of other kinds
+    /// than it expects), valid or not.
+    pub fn read_plain(text: &[u8]) -> Option<KinesisEvent> {
+        envelope::records(text).map(KinesisEvent::from_records)
+    }
+
+    /// Every record of an event names the same stream, and most the same shard: each name is
+    /// made once and shared while it stays the same.
+    fn from_records(records: Vec<RecordText<'_>>) -> KinesisEvent {
+        let mut last: Option<(Option<Text<'_>>, Arc<str>)> = None;
         let mut last_shard: Option<Arc<str>> = None;
-        let records = event
-            .records
+        let records = records
             .into_iter()
             .map(|r| {
                 let stream = match &last {
@@ -48,7 +65,13 @@ impl<'de> Deserialize<'de> for KinesisEvent {
                 r.into_input(stream, shard)
             })
             .collect();
-        Ok(KinesisEvent { records })
+        KinesisEvent { records }
+    }
+}
+
+impl<'de> Deserialize<'de> for KinesisEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(KinesisEvent::from_records(EventText::deserialize(d)?.records))
     }
 }
 

@@ -69,7 +69,7 @@ impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for ReadEvents<S> {
     }
 
     fn call(&mut self, mut invocation: LambdaInvocation) -> S::Future {
-        if let Ok(event) = serde_json::from_slice::<KinesisEvent>(&invocation.body) {
+        if let Ok(event) = KinesisEvent::from_slice(&invocation.body) {
             self.reader.lock().insert(invocation.context.request_id.clone(), event);
             invocation.body = Bytes::from_static(b"null");
         }

@@ -22,7 +22,7 @@ pub struct Args {
 
 pub async fn run(a: Args) -> anyhow::Result<bool> {
     let event = std::fs::read(&a.event).with_context(|| format!("cannot read {}", a.event.display()))?;
-    serde_json::from_slice::<processor::kinesis::KinesisEvent>(&event)
+    processor::kinesis::KinesisEvent::from_slice(&event)
         .with_context(|| format!("{} is not a Lambda Kinesis event", a.event.display()))?;
     let spec = a.function.spec(&a.output)?.context("--function is required")?;
     let lambda = LocalLambda::start(spec).await.context("cannot serve the local Lambda Runtime API")?;
