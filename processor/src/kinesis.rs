@@ -4,6 +4,8 @@
 //! `aws_lambda_events::kinesis::KinesisEvent`: that crate (1.2) reads the digits after the dot
 //! of `approximateArrivalTimestamp` as milliseconds, so `1763903100.5` becomes 5 ms instead of
 //! 500 ms. The contract wants the arrival rounded to the nearest millisecond.
+//! [`KinesisEvent::from_slice`] reads the text as Lambda writes it without serde (`envelope`),
+//! and any other text with these types.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;

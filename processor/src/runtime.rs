@@ -4,7 +4,8 @@
 //! key and element it passes (a `String` for each of a record's keys, thousands of records an
 //! event) so that an error can say where it was: 8 to 12% of the function's CPU on a full
 //! storefront event, measured (docs/performance.md, B1). [`EventReader`], a layer of the runtime,
-//! reads the event first with `serde_json` alone, keeps it for the handler under the invocation's
+//! reads the event first with [`KinesisEvent::from_slice`] (the envelope's own reader, or
+//! `serde_json` alone), keeps it for the handler under the invocation's
 //! request id and hands `lambda_runtime` the body `null` in its place, which its reading turns into
 //! `None`. A body that is not a Kinesis event is left as it came: `lambda_runtime` reads it again
 //! and its error, with the path, is the invocation's, as it always was.
