@@ -24,10 +24,9 @@ pub(super) fn records(text: &[u8]) -> Option<Vec<RecordText<'_>>> {
     let text = std::str::from_utf8(text).ok()?;
     let mut c = Cursor { text, at: 0 };
     c.expect(b'{')?;
-    if c.string()? != "Records" {
+    if c.key()? != "Records" {
         return None;
     }
-    c.expect(b':')?;
     c.expect(b'[')?;
     let mut records = Vec::new();
     if !c.eat(b']') {
