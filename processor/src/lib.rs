@@ -7,7 +7,8 @@
 //! - [`config`]: the environment of contract section 3;
 //! - [`digest`]: what a batch committed, in the figures a dashboard charts;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines of each batch;
-//! - [`runtime`]: the event read from the invocation's body ahead of `lambda_runtime`.
+//! - [`runtime`]: the event read from the invocation's body ahead of `lambda_runtime`;
+//! - [`heap`]: the allocator kept from giving each invocation's memory back between invocations.
 //!
 //! The binary `processor` (src/main.rs) is only the Lambda wiring around [`Processor::handle`].
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod dedup;
 pub mod digest;
 mod handler;
+pub mod heap;
 pub mod kinesis;
 pub mod ledger;
 pub mod metrics;

@@ -10,7 +10,9 @@ use sink::store::S3Store;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    let kept = processor::heap::keep_freed_memory();
     processor::init_lambda_logging();
+    tracing::debug!(kept, "malloc's mmap and trim thresholds raised");
 
     let (destination, config) =
         match OutputConfig::from_env().and_then(|d| Ok((d, processor::config::processor_config_from_env()?))) {
