@@ -12,7 +12,11 @@ use sink::store::S3Store;
 async fn main() -> Result<(), Error> {
     let kept = processor::heap::keep_freed_memory();
     processor::init_lambda_logging();
-    tracing::debug!(kept, "malloc's mmap and trim thresholds raised");
+    if !kept {
+        tracing::warn!(
+            "malloc's mmap and trim thresholds left as they were: each invocation faults its buffers in again"
+        );
+    }
 
     let (destination, config) =
         match OutputConfig::from_env().and_then(|d| Ok((d, processor::config::processor_config_from_env()?))) {
