@@ -417,8 +417,7 @@ impl<S: ObjectStore> Processor<S> {
         }
         // The batch's kept ids in the commit record's form now, so that they are not held while
         // the tables are encoded (issue 12's B4: an invocation's memory peaks there).
-        use base64::Engine;
-        let window = base64::engine::general_purpose::STANDARD.encode(batch.finish().to_bytes());
+        let window = crate::ledger::record::to_base64(&batch.finish().to_bytes());
         report.digest = Digest::of_batch(builder.aggregates(), products);
         report.events = builder.event_count();
         report.quarantined = builder.quarantine_count();

@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use base64::Engine;
 use serde::Deserialize;
 use sink::RecordMeta;
 
@@ -231,11 +230,14 @@ pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
 /// The Lambda Kinesis event of `records`, as the event source mapping sends it (`region` and
 /// `account` make up the ARNs). The inverse of reading a [`KinesisEvent`].
 pub fn event_json(records: &[InputRecord], region: &str, account: &str) -> serde_json::Value {
-    let b64 = base64::engine::general_purpose::STANDARD;
     let records: Vec<_> = records
         .iter()
         .map(|r| {
-            let data = if r.undecodable { String::from_utf8_lossy(&r.data).into_owned() } else { b64.encode(&r.data) };
+            let data = if r.undecodable {
+                String::from_utf8_lossy(&r.data).into_owned()
+            } else {
+                base64_simd::STANDARD.encode_to_string(&r.data)
+            };
             serde_json::json!({
                 "eventID": format!("{}:{}", r.meta.shard_id, r.meta.sequence_number),
                 "eventSourceARN": format!("arn:aws:kinesis:{region}:{account}:stream/{}", r.stream),
@@ -260,6 +262,7 @@ pub fn event_json(records: &[InputRecord], region: &str, account: &str) -> serde
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use proptest::prelude::*;
 
     /// The reference: the `base64` crate's standard engine (padding required, trailing bits

@@ -1,7 +1,6 @@
 //! What the ledger stores: commit records (the fence), `head.json` (a hint) and checkpoints, and
 //! their serialized forms.
 
-use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -14,8 +13,16 @@ use crate::kinesis::cmp_sequence;
 pub const FORMAT: u32 = 2;
 const CHECKPOINT_MAGIC: &[u8; 8] = b"OSCKPT02";
 
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
+/// The ledger's base64 (the standard alphabet, padded), by SIMD: a commit's kept ids and
+/// fingerprints are most of its record, written by every invocation.
+pub fn to_base64(bytes: &[u8]) -> String {
+    base64_simd::STANDARD.encode_to_string(bytes)
+}
+
+fn from_base64(text: &str, field: &str) -> Result<Vec<u8>, String> {
+    base64_simd::STANDARD
+        .decode_to_vec(text)
+        .map_err(|_| format!("`{field}` is not base64 (the standard alphabet, padded)"))
 }
 
 /// One data file of a commit: one table's rows of one partition hour, staged (hidden) until a
@@ -105,7 +112,7 @@ pub fn sequence_fingerprint(seq: &str) -> u64 {
 
 pub fn encode_fingerprints(sorted: &[u64]) -> String {
     let bytes: Vec<u8> = sorted.iter().flat_map(|f| f.to_le_bytes()).collect();
-    b64().encode(bytes)
+    to_base64(&bytes)
 }
 
 impl CommitRecord {
@@ -134,13 +141,13 @@ impl CommitRecord {
     }
 
     pub fn delta(&self) -> Result<WindowDelta, crate::dedup::WindowError> {
-        let bytes = b64().decode(&self.window).map_err(|e| crate::dedup::WindowError::new(format!("base64: {e}")))?;
+        let bytes = from_base64(&self.window, "window").map_err(crate::dedup::WindowError::new)?;
         WindowDelta::from_bytes(&bytes)
     }
 
     /// The sorted fingerprints of the covered records.
     pub fn fingerprints(&self) -> Result<Vec<u64>, String> {
-        let bytes = b64().decode(&self.sequences).map_err(|e| format!("sequences: {e}"))?;
+        let bytes = from_base64(&self.sequences, "sequences")?;
         if bytes.len() % 8 != 0 {
             return Err(format!("sequences: {} bytes", bytes.len()));
         }
@@ -328,7 +335,7 @@ pub(crate) mod tests {
                 rows: 10,
                 bytes: 999,
             }],
-            window: b64().encode(WindowDelta::default().to_bytes()),
+            window: to_base64(&WindowDelta::default().to_bytes()),
             sequences: encode_fingerprints(&[sequence_fingerprint("10")]),
             records: 10,
             events: 9,
@@ -357,6 +364,31 @@ pub(crate) mod tests {
         odd.window = "not base64 at all".into();
         assert!(CommitRecord::parse("k", &odd.to_bytes()).is_err());
         assert_eq!(CommitSummary::parse("k", &odd.to_bytes()).unwrap(), expected);
+    }
+
+    proptest::proptest! {
+        /// The ledger's base64 is the `base64` crate's (the processor's before the SIMD one):
+        /// records written by either read the same.
+        #[test]
+        fn the_ledgers_base64_is_the_standard_one(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            use base64::Engine;
+            let reference = base64::engine::general_purpose::STANDARD;
+            let text = to_base64(&bytes);
+            proptest::prop_assert_eq!(&text, &reference.encode(&bytes));
+            proptest::prop_assert_eq!(from_base64(&text, "window"), Ok(bytes));
+        }
+    }
+
+    #[test]
+    fn a_record_with_ids_that_are_not_base64_is_damaged() {
+        let mut c = record();
+        c.sequences.push('!');
+        let e = CommitRecord::parse("k", &c.to_bytes()).unwrap_err().to_string();
+        assert!(e.contains("`sequences` is not base64 (the standard alphabet, padded)"), "{e}");
+        // Unpadded, or with bits left over: not what the processor writes.
+        for text in ["QQ", "QR=="] {
+            assert!(from_base64(text, "window").is_err(), "{text}");
+        }
     }
 
     /// `c`'s bytes as records were written before the summary's members came first: `records`
