@@ -62,6 +62,12 @@ pub(crate) enum Json<'a> {
 pub(crate) struct Object<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 impl<'a> Object<'a> {
+    /// The members in text order, a repeated key as often as it is given.
+    pub(crate) fn members(&self) -> &[(Cow<'a, str>, Json<'a>)] {
+        &self.0
+    }
+
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &str) -> Option<&Json<'a>> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
     }

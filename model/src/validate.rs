@@ -28,33 +28,132 @@ fn schema(reason: String) -> Rejection {
     Rejection::new(ReasonCode::SchemaViolation, reason)
 }
 
+/// The members validation reads. An object's members are matched to these once, in one pass
+/// (the last of a repeated key wins, as in `serde_json::Value`), so that each check finds its
+/// field in a slot rather than by comparing keys.
+#[derive(Clone, Copy)]
+enum Field {
+    EventType,
+    EventId,
+    EventTime,
+    SessionId,
+    CustomerId,
+    Country,
+    Device,
+    Page,
+    ProductId,
+    Category,
+    UnitPriceMinor,
+    Currency,
+    Quantity,
+    CartValueMinor,
+    OrderId,
+    Items,
+    TotalMinor,
+    DiscountMinor,
+    ShippingMinor,
+    TaxMinor,
+}
+
+impl Field {
+    const COUNT: usize = Field::TaxMinor as usize + 1;
+
+    fn of(key: &str) -> Option<Field> {
+        use Field::*;
+        Some(match key {
+            "event_type" => EventType,
+            "event_id" => EventId,
+            "event_time" => EventTime,
+            "session_id" => SessionId,
+            "customer_id" => CustomerId,
+            "country" => Country,
+            "device" => Device,
+            "page" => Page,
+            "product_id" => ProductId,
+            "category" => Category,
+            "unit_price_minor" => UnitPriceMinor,
+            "currency" => Currency,
+            "quantity" => Quantity,
+            "cart_value_minor" => CartValueMinor,
+            "order_id" => OrderId,
+            "items" => Items,
+            "total_minor" => TotalMinor,
+            "discount_minor" => DiscountMinor,
+            "shipping_minor" => ShippingMinor,
+            "tax_minor" => TaxMinor,
+            _ => return None,
+        })
+    }
+
+    fn key(self) -> &'static str {
+        use Field::*;
+        match self {
+            EventType => "event_type",
+            EventId => "event_id",
+            EventTime => "event_time",
+            SessionId => "session_id",
+            CustomerId => "customer_id",
+            Country => "country",
+            Device => "device",
+            Page => "page",
+            ProductId => "product_id",
+            Category => "category",
+            UnitPriceMinor => "unit_price_minor",
+            Currency => "currency",
+            Quantity => "quantity",
+            CartValueMinor => "cart_value_minor",
+            OrderId => "order_id",
+            Items => "items",
+            TotalMinor => "total_minor",
+            DiscountMinor => "discount_minor",
+            ShippingMinor => "shipping_minor",
+            TaxMinor => "tax_minor",
+        }
+    }
+}
+
 /// Field access with errors that name the field (`items[2].quantity`).
 /// The strings it returns borrow from the record's text (`'de`), not from the tree (`'t`).
 struct Fields<'t, 'de> {
-    obj: &'t Object<'de>,
+    /// Each field's value, by [`Field`].
+    slots: [Option<&'t Json<'de>>; Field::COUNT],
     /// The index of the item the object is, `None` for the event itself. (The name is made only
     /// for an error: most records have none.)
     item: Option<usize>,
 }
 
 impl<'t, 'de> Fields<'t, 'de> {
-    fn name(&self, field: &str) -> String {
+    fn new(obj: &'t Object<'de>, item: Option<usize>) -> Self {
+        let mut slots = [None; Field::COUNT];
+        for (key, value) in obj.members() {
+            if let Some(field) = Field::of(key) {
+                slots[field as usize] = Some(value);
+            }
+        }
+        Fields { slots, item }
+    }
+
+    fn get(&self, field: Field) -> Option<&'t Json<'de>> {
+        self.slots[field as usize]
+    }
+
+    fn name(&self, field: Field) -> String {
         match self.item {
-            None => field.to_string(),
-            Some(i) => format!("items[{i}].{field}"),
+            None => field.key().to_string(),
+            Some(i) => format!("items[{i}].{}", field.key()),
         }
     }
 
-    fn required(&self, field: &str) -> Check<&'t Json<'de>> {
-        self.obj.get(field).ok_or_else(|| schema(format!("missing required field `{}`", self.name(field))))
+    fn required(&self, field: Field) -> Check<&'t Json<'de>> {
+        self.get(field).ok_or_else(|| schema(format!("missing required field `{}`", self.name(field))))
     }
 
-    fn string(&self, field: &str, min: usize, max: usize) -> Check<Cow<'de, str>> {
+    fn string(&self, field: Field, min: usize, max: usize) -> Check<Cow<'de, str>> {
         let v = self.required(field)?;
         self.check_string(field, v, min, max)
     }
 
-    fn check_string(&self, field: &str, v: &'t Json<'de>, min: usize, max: usize) -> Check<Cow<'de, str>> {
+    fn check_string(&self, field: Field, v: &'t Json<'de>, min: usize, max: usize) -> Check<Cow<'de, str>> {
         let s = v.text().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         // A character is 1 to 4 bytes: the characters are counted only when the byte length
         // does not settle it.
@@ -68,7 +167,7 @@ impl<'t, 'de> Fields<'t, 'de> {
         Ok(s)
     }
 
-    fn upper_code(&self, field: &str, len: usize, standard: &str) -> Check<Cow<'de, str>> {
+    fn upper_code(&self, field: Field, len: usize, standard: &str) -> Check<Cow<'de, str>> {
         let v = self.required(field)?;
         let s = v.text().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         if s.len() != len || !s.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -81,7 +180,7 @@ impl<'t, 'de> Fields<'t, 'de> {
         Ok(s)
     }
 
-    fn integer_value(&self, field: &str, v: &Json, min: i64, max: i64) -> Check<i64> {
+    fn integer_value(&self, field: Field, v: &Json, min: i64, max: i64) -> Check<i64> {
         let name = || self.name(field);
         let Json::Number(n) = v else {
             return Err(schema(format!("`{}` must be an integer, got {}", name(), v.kind())));
@@ -106,23 +205,23 @@ impl<'t, 'de> Fields<'t, 'de> {
         Ok(i)
     }
 
-    fn integer(&self, field: &str, min: i64, max: i64) -> Check<i64> {
+    fn integer(&self, field: Field, min: i64, max: i64) -> Check<i64> {
         let v = self.required(field)?;
         self.integer_value(field, v, min, max)
     }
 
-    fn optional_money(&self, field: &str) -> Check<i64> {
-        match self.obj.get(field) {
+    fn optional_money(&self, field: Field) -> Check<i64> {
+        match self.get(field) {
             None => Ok(0),
             Some(v) => self.integer_value(field, v, 0, i64::MAX),
         }
     }
 
-    fn money(&self, field: &str) -> Check<i64> {
+    fn money(&self, field: Field) -> Check<i64> {
         self.integer(field, 0, i64::MAX)
     }
 
-    fn quantity(&self, field: &str) -> Check<i32> {
+    fn quantity(&self, field: Field) -> Check<i32> {
         // In range 1..=10,000, so the conversion cannot fail.
         Ok(self.integer(field, 1, MAX_QUANTITY)? as i32)
     }
@@ -166,10 +265,10 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
     let Json::Object(obj) = value else {
         return Err(invalid_json(format!("expected a JSON object, got {}", value.kind())));
     };
-    let f = Fields { obj: &obj, item: None };
+    let f = Fields::new(&obj, None);
 
     // 3. unknown_event_type (a missing event_type is a schema violation)
-    let type_value = f.required("event_type")?;
+    let type_value = f.required(Field::EventType)?;
     let event_type = type_value.as_str().and_then(|s| s.parse::<EventType>().ok()).ok_or_else(|| {
         let got = match type_value.as_str() {
             Some(s) => preview(s),
@@ -179,50 +278,50 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
     })?;
 
     // 4. schema_violation
-    let event_id = f.string("event_id", 1, 64)?;
+    let event_id = f.string(Field::EventId, 1, 64)?;
     if !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(schema(format!("`event_id` {} may only contain A-Z a-z 0-9 _ -", preview(&event_id))));
     }
-    let time_text = f.required("event_time")?;
+    let time_text = f.required(Field::EventTime)?;
     let time_text = time_text
         .as_str()
         .ok_or_else(|| schema(format!("`event_time` must be an RFC 3339 string, got {}", time_text.kind())))?;
     let event_time = parse_rfc3339(time_text)
         .map_err(|e| schema(format!("`event_time` {} is not RFC 3339: {e}", preview(time_text))))?;
-    let session_id = f.string("session_id", 1, 128)?;
-    let customer_id = match obj.get("customer_id") {
+    let session_id = f.string(Field::SessionId, 1, 128)?;
+    let customer_id = match f.get(Field::CustomerId) {
         None | Some(Json::Null) => None,
-        Some(v) => Some(f.check_string("customer_id", v, 1, 128)?),
+        Some(v) => Some(f.check_string(Field::CustomerId, v, 1, 128)?),
     };
-    let country = f.upper_code("country", 2, "ISO 3166-1 alpha-2")?;
-    let device = f.string("device", 1, 32)?;
+    let country = f.upper_code(Field::Country, 2, "ISO 3166-1 alpha-2")?;
+    let device = f.string(Field::Device, 1, 32)?;
 
     let mut event = Event::new(event_id, event_type, event_time.millis, session_id, customer_id, country, device);
     match event_type {
-        EventType::PageView => event.page = Some(f.string("page", 1, 2048)?),
+        EventType::PageView => event.page = Some(f.string(Field::Page, 1, 2048)?),
         t if t.is_product_event() => {
-            event.product_id = Some(f.string("product_id", 1, 128)?);
-            event.category = Some(f.string("category", 1, 128)?);
-            event.unit_price_minor = Some(f.money("unit_price_minor")?);
-            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?);
+            event.product_id = Some(f.string(Field::ProductId, 1, 128)?);
+            event.category = Some(f.string(Field::Category, 1, 128)?);
+            event.unit_price_minor = Some(f.money(Field::UnitPriceMinor)?);
+            event.currency = Some(f.upper_code(Field::Currency, 3, "ISO 4217")?);
             if t.is_cart_event() {
-                event.quantity = Some(f.quantity("quantity")?);
+                event.quantity = Some(f.quantity(Field::Quantity)?);
             }
         }
         EventType::CheckoutStarted => {
-            event.cart_value_minor = Some(f.money("cart_value_minor")?);
-            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?);
+            event.cart_value_minor = Some(f.money(Field::CartValueMinor)?);
+            event.currency = Some(f.upper_code(Field::Currency, 3, "ISO 4217")?);
         }
         _ => {
-            let order_id = f.string("order_id", 1, 128)?;
-            event.currency = Some(f.upper_code("currency", 3, "ISO 4217")?);
-            let items = parse_items(f.required("items")?)?;
+            let order_id = f.string(Field::OrderId, 1, 128)?;
+            event.currency = Some(f.upper_code(Field::Currency, 3, "ISO 4217")?);
+            let items = parse_items(f.required(Field::Items)?)?;
             let mut order = Order {
                 order_id,
-                total_minor: f.money("total_minor")?,
-                discount_minor: f.optional_money("discount_minor")?,
-                shipping_minor: f.optional_money("shipping_minor")?,
-                tax_minor: f.optional_money("tax_minor")?,
+                total_minor: f.money(Field::TotalMinor)?,
+                discount_minor: f.optional_money(Field::DiscountMinor)?,
+                shipping_minor: f.optional_money(Field::ShippingMinor)?,
+                tax_minor: f.optional_money(Field::TaxMinor)?,
                 items,
             };
             // 5. inconsistent_total
@@ -267,12 +366,12 @@ fn parse_items<'de>(v: &Json<'de>) -> Check<Vec<Item<'de>>> {
             let Json::Object(obj) = item else {
                 return Err(schema(format!("`items[{i}]` must be an object, got {}", item.kind())));
             };
-            let f = Fields { obj, item: Some(i) };
+            let f = Fields::new(obj, Some(i));
             Ok(Item {
-                product_id: f.string("product_id", 1, 128)?,
-                category: f.string("category", 1, 128)?,
-                quantity: f.quantity("quantity")?,
-                unit_price_minor: f.money("unit_price_minor")?,
+                product_id: f.string(Field::ProductId, 1, 128)?,
+                category: f.string(Field::Category, 1, 128)?,
+                quantity: f.quantity(Field::Quantity)?,
+                unit_price_minor: f.money(Field::UnitPriceMinor)?,
                 line_total_minor: 0,
             })
         })

@@ -407,3 +407,25 @@ fn an_events_strings_are_borrowed_from_the_record_unless_escaped() {
     assert!(matches!(&e.page, Some(Cow::Owned(p)) if p == "/c/\"shoes\""), "{:?}", e.page);
     assert!(borrowed(&e.event_id));
 }
+
+/// A key given twice means its last value (as `serde_json::Value` reads it), at the top level and
+/// in an item, whatever the earlier value was; a key that is no field is not looked at.
+#[test]
+fn the_last_of_a_repeated_key_is_the_field() {
+    let order = r#"{"event_id": "o-1", "event_type": "page_view", "event_type": "order_placed",
+        "event_time": "2026-11-23T12:10:00Z", "session_id": "s-1", "country": 7, "country": "DE",
+        "device": "app", "order_id": "ord-1", "currency": "EUR", "total_minor": 500,
+        "items": [{"product_id": "p-1", "category": "c", "quantity": "two", "quantity": 2,
+        "unit_price_minor": 250, "colour": {"deep": [1]}}], "event_Id": "x", "items ": null}"#;
+    let event = validate(order.as_bytes(), invalid_arrival()).unwrap();
+    assert_eq!((event.event_type, &*event.country), (EventType::OrderPlaced, "DE"));
+    assert_eq!(event.order.unwrap().items[0].quantity, 2);
+
+    let bad = order.replace(r#""quantity": 2,"#, r#""quantity": 2, "quantity": 0,"#);
+    let r = validate(bad.as_bytes(), invalid_arrival()).unwrap_err();
+    assert_eq!(r.code, ReasonCode::SchemaViolation);
+    assert!(r.reason.contains("`items[0].quantity` must be in 1..=10000, got 0"), "{}", r.reason);
+    let bad = order.replace(r#""country": "DE""#, r#""country": "DE", "country": null"#);
+    let r = validate(bad.as_bytes(), invalid_arrival()).unwrap_err();
+    assert!(r.reason.contains("`country` must be a string, got null"), "{}", r.reason);
+}
