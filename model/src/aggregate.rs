@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 use crate::event::{Event, EventType};
 use crate::time::floor_to_minute;
 
@@ -9,9 +11,9 @@ use crate::time::floor_to_minute;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SalesKey {
     pub window_start_ms: i64,
-    pub country: String,
-    pub category: String,
-    pub currency: String,
+    pub country: CompactString,
+    pub category: CompactString,
+    pub currency: CompactString,
 }
 
 /// Measures of a `sales_minute` row.
@@ -36,8 +38,8 @@ impl SalesMeasures {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FunnelKey {
     pub window_start_ms: i64,
-    pub country: String,
-    pub device: String,
+    pub country: CompactString,
+    pub device: CompactString,
 }
 
 /// Measures of a `funnel_minute` row: counts of valid events by type.
@@ -80,7 +82,7 @@ impl MinuteAggregates {
     pub fn add(&mut self, event: &Event) {
         let window_start_ms = floor_to_minute(event.event_time_ms);
         self.funnel
-            .entry(FunnelKey { window_start_ms, country: event.country.to_string(), device: event.device.to_string() })
+            .entry(FunnelKey { window_start_ms, country: (*event.country).into(), device: (*event.device).into() })
             .or_default()
             .count(event.event_type);
         let (Some(order), Some(currency)) = (&event.order, &event.currency) else {
@@ -89,9 +91,9 @@ impl MinuteAggregates {
         for item in &order.items {
             let key = SalesKey {
                 window_start_ms,
-                country: event.country.to_string(),
-                category: item.category.to_string(),
-                currency: currency.to_string(),
+                country: (*event.country).into(),
+                category: (*item.category).into(),
+                currency: (**currency).into(),
             };
             let rows = self.sales.entry(key).or_default();
             let units = i64::from(item.quantity);

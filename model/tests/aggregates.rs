@@ -75,7 +75,7 @@ proptest! {
         let mut got_sales: BTreeMap<(i64, String, String), (i128, i128, i128)> = BTreeMap::new();
         for (k, rows) in &agg.sales {
             prop_assert!(!rows.is_empty());
-            let s = got_sales.entry((k.window_start_ms, k.country.clone(), k.category.clone())).or_default();
+            let s = got_sales.entry((k.window_start_ms, k.country.to_string(), k.category.to_string())).or_default();
             for m in rows {
                 s.0 += i128::from(m.order_lines);
                 s.1 += i128::from(m.units);
@@ -84,7 +84,7 @@ proptest! {
         }
         prop_assert_eq!(got_sales, sales);
         let got_funnel: BTreeMap<_, _> = agg.funnel.iter().map(|(k, c)| {
-            ((k.window_start_ms, k.country.clone(), k.device.clone()),
+            ((k.window_start_ms, k.country.to_string(), k.device.to_string()),
              [c.page_views, c.product_views, c.add_to_carts, c.remove_from_carts, c.checkouts, c.orders])
         }).collect();
         prop_assert_eq!(got_funnel, funnel);

@@ -57,10 +57,10 @@ impl Digest {
         }
         for (k, rows) in &aggregates.sales {
             let minute = d.minutes.entry(k.window_start_ms).or_default();
-            let revenue = minute.revenue_minor.entry(k.currency.clone()).or_default();
+            let revenue = minute.revenue_minor.entry(k.currency.to_string()).or_default();
             for m in rows {
                 *revenue += i128::from(m.revenue_minor);
-                *d.units_by_category.entry(k.category.clone()).or_default() += u64::try_from(m.units).unwrap_or(0);
+                *d.units_by_category.entry(k.category.to_string()).or_default() += u64::try_from(m.units).unwrap_or(0);
             }
         }
         d

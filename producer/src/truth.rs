@@ -170,9 +170,9 @@ impl Truth {
                 let sum = |f: fn(&model::SalesMeasures) -> i64| Exact(rows.iter().map(|m| i128::from(f(m))).sum());
                 SalesTruth {
                     window_start: model::format_millis(k.window_start_ms),
-                    country: k.country.clone(),
-                    category: k.category.clone(),
-                    currency: k.currency.clone(),
+                    country: k.country.to_string(),
+                    category: k.category.to_string(),
+                    currency: k.currency.to_string(),
                     order_lines: sum(|m| m.order_lines),
                     units: sum(|m| m.units),
                     revenue_minor: sum(|m| m.revenue_minor),
@@ -185,8 +185,8 @@ impl Truth {
             .iter()
             .map(|(k, c)| FunnelTruth {
                 window_start: model::format_millis(k.window_start_ms),
-                country: k.country.clone(),
-                device: k.device.clone(),
+                country: k.country.to_string(),
+                device: k.device.to_string(),
                 page_views: c.page_views,
                 product_views: c.product_views,
                 add_to_carts: c.add_to_carts,
