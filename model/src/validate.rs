@@ -58,57 +58,39 @@ enum Field {
 impl Field {
     const COUNT: usize = Field::TaxMinor as usize + 1;
 
-    fn of(key: &str) -> Option<Field> {
+    /// Each field with its key, in the order of the enum (a field's index is its discriminant).
+    const KEYS: [(Field, &'static str); Field::COUNT] = {
         use Field::*;
-        Some(match key {
-            "event_type" => EventType,
-            "event_id" => EventId,
-            "event_time" => EventTime,
-            "session_id" => SessionId,
-            "customer_id" => CustomerId,
-            "country" => Country,
-            "device" => Device,
-            "page" => Page,
-            "product_id" => ProductId,
-            "category" => Category,
-            "unit_price_minor" => UnitPriceMinor,
-            "currency" => Currency,
-            "quantity" => Quantity,
-            "cart_value_minor" => CartValueMinor,
-            "order_id" => OrderId,
-            "items" => Items,
-            "total_minor" => TotalMinor,
-            "discount_minor" => DiscountMinor,
-            "shipping_minor" => ShippingMinor,
-            "tax_minor" => TaxMinor,
-            _ => return None,
-        })
+        [
+            (EventType, "event_type"),
+            (EventId, "event_id"),
+            (EventTime, "event_time"),
+            (SessionId, "session_id"),
+            (CustomerId, "customer_id"),
+            (Country, "country"),
+            (Device, "device"),
+            (Page, "page"),
+            (ProductId, "product_id"),
+            (Category, "category"),
+            (UnitPriceMinor, "unit_price_minor"),
+            (Currency, "currency"),
+            (Quantity, "quantity"),
+            (CartValueMinor, "cart_value_minor"),
+            (OrderId, "order_id"),
+            (Items, "items"),
+            (TotalMinor, "total_minor"),
+            (DiscountMinor, "discount_minor"),
+            (ShippingMinor, "shipping_minor"),
+            (TaxMinor, "tax_minor"),
+        ]
+    };
+
+    fn of(key: &str) -> Option<Field> {
+        Field::KEYS.iter().find(|(_, k)| *k == key).map(|&(field, _)| field)
     }
 
     fn key(self) -> &'static str {
-        use Field::*;
-        match self {
-            EventType => "event_type",
-            EventId => "event_id",
-            EventTime => "event_time",
-            SessionId => "session_id",
-            CustomerId => "customer_id",
-            Country => "country",
-            Device => "device",
-            Page => "page",
-            ProductId => "product_id",
-            Category => "category",
-            UnitPriceMinor => "unit_price_minor",
-            Currency => "currency",
-            Quantity => "quantity",
-            CartValueMinor => "cart_value_minor",
-            OrderId => "order_id",
-            Items => "items",
-            TotalMinor => "total_minor",
-            DiscountMinor => "discount_minor",
-            ShippingMinor => "shipping_minor",
-            TaxMinor => "tax_minor",
-        }
+        Field::KEYS[self as usize].1
     }
 }
 
@@ -407,4 +389,18 @@ fn check_total(order: &mut Order<'_>) -> Check<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Field;
+
+    #[test]
+    fn each_field_is_at_its_own_index_in_the_key_table() {
+        for (i, &(field, key)) in Field::KEYS.iter().enumerate() {
+            assert_eq!(field as usize, i, "{key}");
+            assert_eq!(Field::of(key).map(|f| f as usize), Some(i), "{key}");
+        }
+        assert!(Field::of("event_Id").is_none() && Field::of("").is_none());
+    }
 }
