@@ -31,10 +31,55 @@ struct Plain<'a> {
 }
 
 /// The length of the plain text at the start of `s`: up to its first quote, backslash or control
-/// character (what ends a string, starts an escape, or is not allowed raw in one). Eight bytes
-/// at a time: a byte's high bit is set in `found` where it is one of those, exactly for the
-/// first such byte (later ones may be marked by a borrow, and are not looked at).
+/// character (what ends a string, starts an escape, or is not allowed raw in one). Sixteen bytes
+/// at a time by SSE2 on x86_64 (part of every x86_64 target), then eight at a time
+/// ([`plain_words_len`]) for the rest, and elsewhere.
 pub fn plain_text_len(s: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let blocks = s.len() / 16 * 16;
+        match special_in_blocks(&s[..blocks]) {
+            Some(at) => at,
+            None => blocks + plain_words_len(&s[blocks..]),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        plain_words_len(s)
+    }
+}
+
+/// The position of the first special byte of `s` ([`plain_text_len`]'s), read in blocks of 16
+/// bytes (a shorter block at the end is not read).
+#[cfg(target_arch = "x86_64")]
+fn special_in_blocks(s: &[u8]) -> Option<usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of every x86_64 target (the intrinsics need no other feature), and
+    // each load reads the 16 bytes of a block of `s`, unaligned.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let control_max = _mm_set1_epi8(0x1f);
+        for (i, block) in s.chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(block.as_ptr().cast());
+            // A control character is a byte the unsigned minimum with 0x1f leaves as it is.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, control_max), v);
+            let special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), control);
+            let mask = _mm_movemask_epi8(special) as u32;
+            if mask != 0 {
+                return Some(i * 16 + mask.trailing_zeros() as usize);
+            }
+        }
+    }
+    None
+}
+
+/// [`plain_text_len`] eight bytes at a time: a byte's high bit is set in `found` where it is one
+/// of those, exactly for the first such byte (later ones may be marked by a borrow, and are not
+/// looked at).
+fn plain_words_len(s: &[u8]) -> usize {
     const ONES: u64 = u64::MAX / 255;
     let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
     let mut at = 0;
@@ -168,21 +213,45 @@ impl<'a> Plain<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_text_len;
+    use super::{plain_text_len, plain_words_len};
     use proptest::prelude::*;
 
+    fn byte_by_byte(bytes: &[u8]) -> usize {
+        bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len())
+    }
+
     proptest! {
-        /// Eight bytes at a time finds what a byte-by-byte search finds, wherever the special byte
-        /// is and whatever follows it.
+        /// Sixteen and eight bytes at a time find what a byte-by-byte search finds, wherever the
+        /// special byte is (in a block, a word or the tail) and whatever follows it.
         #[test]
         fn plain_text_len_finds_the_first_quote_backslash_or_control_character(
             bytes in proptest::collection::vec(prop_oneof![
-                8 => 0x20u8..=0xff,
+                16 => 0x20u8..=0xff,
                 1 => prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20],
-            ], 0..40)
+            ], 0..80)
         ) {
-            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len());
+            let expected = byte_by_byte(&bytes);
             prop_assert_eq!(plain_text_len(&bytes), expected);
+            prop_assert_eq!(plain_words_len(&bytes), expected);
+        }
+    }
+
+    #[test]
+    fn each_special_byte_is_found_at_each_position_of_a_block() {
+        let special: Vec<u8> = (0u8..0x20).chain([b'"', b'\\']).collect();
+        for len in [15, 16, 17, 31, 32, 33] {
+            for at in 0..len {
+                for &b in &special {
+                    // The bytes around the special one are the nearest that are not special,
+                    // and the highest: a signed comparison or a borrow would mistake them.
+                    let mut bytes: Vec<u8> =
+                        (0..len).map(|i| [0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xff][i % 7]).collect();
+                    bytes[at] = b;
+                    assert_eq!(plain_text_len(&bytes), at, "{b:#04x} at {at} of {len}");
+                }
+            }
+            let plain = vec![b'a'; len];
+            assert_eq!(plain_text_len(&plain), len);
         }
     }
 }
