@@ -23,7 +23,7 @@ const TOO_DEEP: &str = "orderstream: nested too deep";
 
 mod plain;
 
-pub use plain::plain_text_len;
+pub use plain::plain_string;
 
 /// Parses `text` (one JSON value and nothing else but whitespace): without serde where the text
 /// is plain (`plain`), by serde_json otherwise, into the same tree.

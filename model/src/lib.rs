@@ -16,7 +16,7 @@ mod validate;
 
 pub use aggregate::{FunnelCounts, FunnelKey, MinuteAggregates, SalesKey, SalesMeasures};
 pub use event::{Event, EventType, Item, Order, UnknownEventType};
-pub use json::plain_text_len;
+pub use json::plain_string;
 pub use reason::{ReasonCode, Rejection, UnknownReasonCode};
 pub use time::{floor_to_minute, format_millis, now_ms, parse_rfc3339, EventTime, TimeError, MINUTE_MS};
 pub use validate::{validate, DEDUP_WINDOW_MS, EARLIEST_EVENT_TIME_MS, KPL_MAGIC, MAX_FUTURE_SKEW_MS, MAX_JSON_DEPTH};

@@ -34,7 +34,7 @@ struct Plain<'a> {
 /// character (what ends a string, starts an escape, or is not allowed raw in one). Sixteen bytes
 /// at a time by SSE2 on x86_64 (part of every x86_64 target), then eight at a time
 /// ([`plain_words_len`]) for the rest, and elsewhere.
-pub fn plain_text_len(s: &[u8]) -> usize {
+fn plain_text_len(s: &[u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let blocks = s.len() / 16 * 16;
@@ -47,6 +47,23 @@ pub fn plain_text_len(s: &[u8]) -> usize {
     {
         plain_words_len(s)
     }
+}
+
+/// The string whose opening quote is at `text[at]`, if it is plain (no escape or control
+/// character before its closing quote): its text, and the position after its closing quote.
+/// `None` where there is no quote at `at`, or the string is not plain or not closed. Shared by
+/// the records' reader and the processor's envelope reader.
+pub fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+    let rest = text.as_bytes().get(at..)?.strip_prefix(b"\"")?;
+    let len = plain_text_len(rest);
+    if rest.get(len) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    // SAFETY: `start..start + len` lies between two quotes of `text`: ASCII bytes, so both ends
+    // are character boundaries of the UTF-8 text, and the bytes between are UTF-8.
+    let string = unsafe { text.get_unchecked(start..start + len) };
+    Some((string, start + len + 1))
 }
 
 /// The position of the first special byte of `s` ([`plain_text_len`]'s), read in blocks of 16
@@ -175,16 +192,9 @@ impl<'a> Plain<'a> {
 
     /// A string without escapes or control characters (at its opening quote): its text.
     fn string(&mut self) -> Option<&'a str> {
-        let rest = self.bytes().get(self.at..)?.strip_prefix(b"\"")?;
-        let end = plain_text_len(rest);
-        if rest.get(end) != Some(&b'"') {
-            return None;
-        }
-        let start = self.at + 1;
-        self.at = start + end + 1;
-        // SAFETY: `start..start + end` lies between two quotes of `text`: ASCII bytes, so both
-        // ends are character boundaries of the UTF-8 text, and the bytes between are UTF-8.
-        Some(unsafe { self.text.get_unchecked(start..start + end) })
+        let (text, after) = plain_string(self.text, self.at)?;
+        self.at = after;
+        Some(text)
     }
 
     /// An integer as serde_json gives it: non-negative as `u64`, negative as `i64`. A fraction,
@@ -216,7 +226,7 @@ impl<'a> Plain<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{plain_text_len, plain_words_len};
+    use super::{plain_string, plain_text_len, plain_words_len};
     use proptest::prelude::*;
 
     fn byte_by_byte(bytes: &[u8]) -> usize {
@@ -237,6 +247,21 @@ mod tests {
             prop_assert_eq!(plain_text_len(&bytes), expected);
             prop_assert_eq!(plain_words_len(&bytes), expected);
         }
+    }
+
+    #[test]
+    fn a_plain_string_is_its_text_and_the_position_after_it() {
+        let text = r#"{"key": "välue", "long": "0123456789abcdef0123456789", "e": "a\"b", "open": "x"#;
+        assert_eq!(plain_string(text, 1), Some(("key", 6)));
+        assert_eq!(plain_string(text, 8), Some(("välue", 16)));
+        assert_eq!(plain_string(text, 26), Some(("0123456789abcdef0123456789", 54)));
+        assert_eq!(plain_string(text, 0), None, "no quote at `at`");
+        assert_eq!(plain_string(text, 61), None, "an escape");
+        assert_eq!(plain_string(text, 77), None, "not closed");
+        assert_eq!(plain_string(text, text.len()), None);
+        assert_eq!(plain_string(text, text.len() + 1), None);
+        assert_eq!(plain_string("\"a\tb\"", 0), None, "a control character");
+        assert_eq!(plain_string(r#""""#, 0), Some(("", 2)));
     }
 
     #[test]

@@ -86,12 +86,10 @@ impl<'a> Cursor<'a> {
 
     /// A string without escapes or control characters: the text between its quotes.
     fn string(&mut self) -> Option<&'a str> {
-        self.expect(b'"')?;
-        let start = self.at;
-        let end = start + model::plain_text_len(&self.text.as_bytes()[start..]);
-        (self.text.as_bytes().get(end) == Some(&b'"')).then_some(())?;
-        self.at = end + 1;
-        self.text.get(start..end)
+        self.skip_whitespace();
+        let (text, after) = model::plain_string(self.text, self.at)?;
+        self.at = after;
+        Some(text)
     }
 
     /// The record's base64 as bytes, without escapes: serde_json reads a string as bytes with
