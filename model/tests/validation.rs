@@ -120,6 +120,15 @@ fn encoding_errors_name_the_byte_offset() {
     for bad in [&b"\xc0\xaf{}"[..], b"\x80", b"\xff\xfe{\x00}\x00", b"{\"a\":\"\xe2\x82\"}"] {
         assert_eq!(validate(bad, 0).unwrap_err().code, ReasonCode::InvalidEncoding);
     }
+    // Where the check is done in blocks (SIMD): a bad byte at each position of a long record.
+    let record = br#"{"event_id":"e-0123456789abcdef","event_type":"page_view","page":"/products/p-0042"}"#;
+    for at in 1..record.len() - 1 {
+        let mut bad = record.to_vec();
+        bad[at] = 0xff;
+        let r = validate(&bad, 0).unwrap_err();
+        assert_eq!(r.code, ReasonCode::InvalidEncoding);
+        assert!(r.reason.ends_with(&format!("byte offset {at}")), "{at}: {}", r.reason);
+    }
     let kpl = validate(&[0xF3, 0x89, 0x9A, 0xC2, 1, 2, 3], 0).unwrap_err();
     assert_eq!(kpl.code, ReasonCode::InvalidEncoding);
     assert!(kpl.reason.contains("KPL"));
@@ -428,4 +437,24 @@ fn the_last_of_a_repeated_key_is_the_field() {
     let bad = order.replace(r#""country": "DE""#, r#""country": "DE", "country": null"#);
     let r = validate(bad.as_bytes(), invalid_arrival()).unwrap_err();
     assert!(r.reason.contains("`country` must be a string, got null"), "{}", r.reason);
+}
+
+proptest::proptest! {
+    /// Text of any bytes, mostly ASCII with multi-byte and bad sequences among it: refused as
+    /// `invalid_encoding` exactly when the standard library finds it not UTF-8, at the offset it
+    /// gives.
+    #[test]
+    fn utf8_is_checked_as_the_standard_library_checks_it(
+        bytes in proptest::collection::vec(proptest::prop_oneof![12 => 0x20u8..0x7f, 1 => 0x80u8..=0xff], 0..300)
+    ) {
+        let got = validate(&bytes, 0);
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => proptest::prop_assert!(got.is_ok() || got.unwrap_err().code != ReasonCode::InvalidEncoding),
+            Err(e) => {
+                let r = got.unwrap_err();
+                proptest::prop_assert_eq!(r.code, ReasonCode::InvalidEncoding);
+                proptest::prop_assert!(r.reason.ends_with(&format!("byte offset {}", e.valid_up_to())), "{}", r.reason);
+            }
+        }
+    }
 }
