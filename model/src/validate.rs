@@ -28,70 +28,61 @@ fn schema(reason: String) -> Rejection {
     Rejection::new(ReasonCode::SchemaViolation, reason)
 }
 
-/// The members validation reads. An object's members are matched to these once, in one pass
-/// (the last of a repeated key wins, as in `serde_json::Value`), so that each check finds its
-/// field in a slot rather than by comparing keys.
-#[derive(Clone, Copy)]
-enum Field {
-    EventType,
-    EventId,
-    EventTime,
-    SessionId,
-    CustomerId,
-    Country,
-    Device,
-    Page,
-    ProductId,
-    Category,
-    UnitPriceMinor,
-    Currency,
-    Quantity,
-    CartValueMinor,
-    OrderId,
-    Items,
-    TotalMinor,
-    DiscountMinor,
-    ShippingMinor,
-    TaxMinor,
+/// Declares [`Field`] from one list of its variants and their keys: the enum, each field's key,
+/// and the field of a key (a `match`, which the compiler turns into a comparison of lengths, then
+/// of a few words).
+macro_rules! fields {
+    ($($field:ident => $key:literal,)*) => {
+        /// The members validation reads. An object's members are matched to these once, in one
+        /// pass (the last of a repeated key wins, as in `serde_json::Value`), so that each check
+        /// finds its field in a slot rather than by comparing keys.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        enum Field {
+            $($field,)*
+        }
+
+        impl Field {
+            /// Every field, in the order of the enum (a field's index is its discriminant).
+            const ALL: [Field; [$($key),*].len()] = [$(Field::$field),*];
+            const COUNT: usize = Field::ALL.len();
+
+            fn of(key: &str) -> Option<Field> {
+                match key {
+                    $($key => Some(Field::$field),)*
+                    _ => None,
+                }
+            }
+
+            fn key(self) -> &'static str {
+                match self {
+                    $(Field::$field => $key,)*
+                }
+            }
+        }
+    };
 }
 
-impl Field {
-    const COUNT: usize = Field::TaxMinor as usize + 1;
-
-    /// Each field with its key, in the order of the enum (a field's index is its discriminant).
-    const KEYS: [(Field, &'static str); Field::COUNT] = {
-        use Field::*;
-        [
-            (EventType, "event_type"),
-            (EventId, "event_id"),
-            (EventTime, "event_time"),
-            (SessionId, "session_id"),
-            (CustomerId, "customer_id"),
-            (Country, "country"),
-            (Device, "device"),
-            (Page, "page"),
-            (ProductId, "product_id"),
-            (Category, "category"),
-            (UnitPriceMinor, "unit_price_minor"),
-            (Currency, "currency"),
-            (Quantity, "quantity"),
-            (CartValueMinor, "cart_value_minor"),
-            (OrderId, "order_id"),
-            (Items, "items"),
-            (TotalMinor, "total_minor"),
-            (DiscountMinor, "discount_minor"),
-            (ShippingMinor, "shipping_minor"),
-            (TaxMinor, "tax_minor"),
-        ]
-    };
-
-    fn of(key: &str) -> Option<Field> {
-        Field::KEYS.iter().find(|(_, k)| *k == key).map(|&(field, _)| field)
-    }
-
-    fn key(self) -> &'static str {
-        Field::KEYS[self as usize].1
-    }
+fields! {
+    EventType => "event_type",
+    EventId => "event_id",
+    EventTime => "event_time",
+    SessionId => "session_id",
+    CustomerId => "customer_id",
+    Country => "country",
+    Device => "device",
+    Page => "page",
+    ProductId => "product_id",
+    Category => "category",
+    UnitPriceMinor => "unit_price_minor",
+    Currency => "currency",
+    Quantity => "quantity",
+    CartValueMinor => "cart_value_minor",
+    OrderId => "order_id",
+    Items => "items",
+    TotalMinor => "total_minor",
+    DiscountMinor => "discount_minor",
+    ShippingMinor => "shipping_minor",
+    TaxMinor => "tax_minor",
 }
 
 /// Field access with errors that name the field (`items[2].quantity`).
@@ -397,11 +388,13 @@ mod tests {
     use super::Field;
 
     #[test]
-    fn each_field_is_at_its_own_index_in_the_key_table() {
-        for (i, &(field, key)) in Field::KEYS.iter().enumerate() {
-            assert_eq!(field as usize, i, "{key}");
-            assert_eq!(Field::of(key).map(|f| f as usize), Some(i), "{key}");
+    fn each_field_is_at_its_own_index_and_is_the_field_of_its_key() {
+        for (i, &field) in Field::ALL.iter().enumerate() {
+            assert_eq!(field as usize, i, "{field:?}");
+            assert_eq!(Field::of(field.key()), Some(field));
         }
-        assert!(Field::of("event_Id").is_none() && Field::of("").is_none());
+        for other in ["event_Id", "", "event_id ", "item", "items.quantity", "taxminor"] {
+            assert_eq!(Field::of(other), None, "{other}");
+        }
     }
 }
