@@ -289,8 +289,9 @@ impl KeptIds for ReplayWindow {
 /// not commit leaves nothing behind.
 pub struct WindowBatch<'a> {
     prior: &'a dyn KeptIds,
-    /// The latest kept copy of each id.
-    kept: HashMap<u128, i64>,
+    /// The latest kept copy of each id. (Hashed by foldhash: the keys are hashes already, and
+    /// with the standard SipHash the map's lookups and inserts were 2.5% of an invocation.)
+    kept: HashMap<u128, i64, foldhash::fast::RandomState>,
     /// Every kept copy.
     copies: Vec<(u128, i64)>,
     latest_arrival_ms: i64,
@@ -298,7 +299,14 @@ pub struct WindowBatch<'a> {
 
 impl<'a> WindowBatch<'a> {
     pub fn new(prior: &'a dyn KeptIds) -> Self {
-        WindowBatch { prior, kept: HashMap::new(), copies: Vec::new(), latest_arrival_ms: 0 }
+        WindowBatch { prior, kept: HashMap::default(), copies: Vec::new(), latest_arrival_ms: 0 }
+    }
+
+    /// Room for `n` more kept ids (a batch's records), so that the map and the list are not
+    /// grown record by record.
+    pub fn reserve(&mut self, n: usize) {
+        self.kept.reserve(n);
+        self.copies.reserve(n);
     }
 
     /// Whether a valid event with this id arriving now is a duplicate of a kept copy; if not, it

@@ -373,6 +373,7 @@ impl<S: ObjectStore> Processor<S> {
     ) -> Result<Built, LedgerError> {
         let mut report = BatchReport::default();
         let mut batch = WindowBatch::new(prior);
+        batch.reserve(idx.len());
         let mut builder = DatasetBuilder::new();
         let mut products = ProductUnits::default();
         // One contract record: an event (or a duplicate), or a quarantine row with its bytes.
