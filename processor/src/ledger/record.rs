@@ -99,10 +99,26 @@ pub struct CommitRecord {
     // start of the record holds its summary: a publisher reads only that
     // ([`CommitSummary::parse_start`]).
     /// The ids this commit kept ([`WindowDelta::to_bytes`], base64).
+    #[serde(serialize_with = "base64_text")]
     pub window: String,
     /// XXH3-64 of every covered record's sequence number, sorted (little-endian u64s, base64):
     /// a redelivered record must be one of them.
+    #[serde(serialize_with = "base64_text")]
     pub sequences: String,
+}
+
+/// A base64 text written into a commit record's JSON as it is: its alphabet has nothing JSON
+/// escapes, and serde_json's escaping reads a string byte by byte (most of writing a commit
+/// record, 1.3% of an invocation). A text that is not one JSON string as it is (a quote, a
+/// control character) or could read as another (a backslash) is written as any string. Only
+/// serde_json writes commit records (a raw value is its own).
+fn base64_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    if memchr::memchr(b'\\', text.as_bytes()).is_none() {
+        if let Ok(raw) = serde_json::value::RawValue::from_string(format!("\"{text}\"")) {
+            return raw.serialize(s);
+        }
+    }
+    s.serialize_str(text)
 }
 
 /// The fingerprint of a sequence number.
@@ -364,6 +380,22 @@ pub(crate) mod tests {
         odd.window = "not base64 at all".into();
         assert!(CommitRecord::parse("k", &odd.to_bytes()).is_err());
         assert_eq!(CommitSummary::parse("k", &odd.to_bytes()).unwrap(), expected);
+    }
+
+    #[test]
+    fn the_base64_texts_are_written_as_they_are_and_anything_else_as_a_string() {
+        let c = record();
+        let text = String::from_utf8(c.to_bytes().to_vec()).unwrap();
+        assert!(text.contains(&format!("\"window\": \"{}\"", c.window)), "{text}");
+        assert!(text.contains(&format!("\"sequences\": \"{}\"", c.sequences)), "{text}");
+        // Texts that are not base64 (a damaged record, a test's) still read back as written.
+        for odd in ["a\"b", "a\\nb", "a\\\"b", "a\nb\u{1}", "é", "\"", "\\", "", "x\", \"y\": \"z"] {
+            let mut c = record();
+            c.window = odd.to_string();
+            c.sequences = odd.to_string();
+            let read: serde_json::Value = serde_json::from_slice(&c.to_bytes()).unwrap();
+            assert_eq!((read["window"].as_str(), read["sequences"].as_str()), (Some(odd), Some(odd)), "{odd:?}");
+        }
     }
 
     proptest::proptest! {
