@@ -39,7 +39,7 @@ impl Digest {
     /// A batch's digest: its minute aggregates, and its units per product.
     pub fn of_batch(aggregates: &MinuteAggregates, products: ProductUnits) -> Self {
         let mut d = Digest { units_by_product: products.0, ..Digest::default() };
-        for (k, c) in &aggregates.funnel {
+        for (k, c) in aggregates.funnel() {
             let counts = [
                 (EventType::PageView, c.page_views),
                 (EventType::ProductView, c.product_views),
@@ -55,7 +55,7 @@ impl Digest {
                 d.minutes.entry(k.window_start_ms).or_default().orders += c.orders as u64;
             }
         }
-        for (k, rows) in &aggregates.sales {
+        for (k, rows) in aggregates.sales() {
             let minute = d.minutes.entry(k.window_start_ms).or_default();
             let revenue = minute.revenue_minor.entry(k.currency.to_string()).or_default();
             for m in rows {

@@ -164,8 +164,8 @@ impl Truth {
     pub fn manifest(&self, seed: u64) -> TruthManifest {
         let sales: Vec<SalesTruth> = self
             .aggregates
-            .sales
-            .iter()
+            .sales()
+            .into_iter()
             .map(|(k, rows)| {
                 let sum = |f: fn(&model::SalesMeasures) -> i64| Exact(rows.iter().map(|m| i128::from(f(m))).sum());
                 SalesTruth {
@@ -181,8 +181,8 @@ impl Truth {
             .collect();
         let funnel: Vec<FunnelTruth> = self
             .aggregates
-            .funnel
-            .iter()
+            .funnel()
+            .into_iter()
             .map(|(k, c)| FunnelTruth {
                 window_start: model::format_millis(k.window_start_ms),
                 country: k.country.to_string(),

@@ -397,14 +397,14 @@ impl DatasetBuilder {
         }
         let hour_of = |window_start_ms: i64| Partition::of_millis(window_start_ms);
         let mut sales_by_hour: BTreeMap<Partition, Vec<_>> = BTreeMap::new();
-        for (k, rows) in &self.aggregates.sales {
+        for (k, rows) in self.aggregates.sales() {
             sales_by_hour.entry(hour_of(k.window_start_ms)).or_default().extend(rows.iter().map(|m| (k, m)));
         }
         for (p, rows) in sales_by_hour {
             push(Table::SalesMinute, p, sales_batch(rows.into_iter())?);
         }
         let mut funnel_by_hour: BTreeMap<Partition, Vec<_>> = BTreeMap::new();
-        for (k, c) in &self.aggregates.funnel {
+        for (k, c) in self.aggregates.funnel() {
             funnel_by_hour.entry(hour_of(k.window_start_ms)).or_default().push((k, c));
         }
         for (p, rows) in funnel_by_hour {
