@@ -34,6 +34,30 @@ pub(crate) fn parse(text: &str, max_depth: usize) -> Result<Json<'_>, ParseError
     }
 }
 
+/// An object's members that `slot` places (a key's slot, or `None` for a key not wanted), read
+/// from `text` as [`parse`] reads it, each put in its slot of `slots` (the last of a repeated key,
+/// as in `serde_json::Value`; `slots` empty at the start). The other members are read, so that
+/// the text is checked whole, but not kept: a record's fields are found without a list of its
+/// members. `Ok(Err(value))` where the text is JSON but not an object.
+pub(crate) fn parse_object<'a>(
+    text: &'a str,
+    max_depth: usize,
+    slot: impl Fn(&str) -> Option<usize>,
+    slots: &mut [Option<Json<'a>>],
+) -> Result<Result<(), Json<'a>>, ParseError> {
+    if plain::object(text, max_depth, &slot, slots).is_some() {
+        return Ok(Ok(()));
+    }
+    slots.fill_with(|| None);
+    match parse(text, max_depth)? {
+        Json::Object(object) => {
+            object.into_slots(slot, slots);
+            Ok(Ok(()))
+        }
+        other => Ok(Err(other)),
+    }
+}
+
 fn parse_with_serde(text: &str, max_depth: usize) -> Result<Json<'_>, ParseError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value = JsonVisitor { depth: 0, max_depth }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
@@ -62,9 +86,14 @@ pub(crate) enum Json<'a> {
 pub(crate) struct Object<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 impl<'a> Object<'a> {
-    /// The members in text order, a repeated key as often as it is given.
-    pub(crate) fn members(&self) -> &[(Cow<'a, str>, Json<'a>)] {
-        &self.0
+    /// The members that `slot` places, each put in its slot of `slots` (the last of a repeated
+    /// key); the others dropped.
+    pub(crate) fn into_slots(self, slot: impl Fn(&str) -> Option<usize>, slots: &mut [Option<Json<'a>>]) {
+        for (key, value) in self.0 {
+            if let Some(i) = slot(&key) {
+                slots[i] = Some(value);
+            }
+        }
     }
 
     #[cfg(test)]
@@ -254,6 +283,58 @@ mod tests {
         assert_eq!(o.get("b"), None);
     }
 
+    /// A slot for each key of up to two bytes, by its length: random keys fill them, and
+    /// different keys share one (the last member of them wins).
+    fn by_length(key: &str) -> Option<usize> {
+        (key.len() < 3).then_some(key.len())
+    }
+
+    type Slots<'a> = [Option<Json<'a>>; 3];
+
+    /// `parse_object`'s answer with its slots.
+    fn slots_of(text: &str, max_depth: usize) -> Result<Result<Slots<'_>, Json<'_>>, ParseError> {
+        let mut slots = Slots::default();
+        Ok(parse_object(text, max_depth, by_length, &mut slots)?.map(|()| slots))
+    }
+
+    /// What `parse_object` must give: the tree's members in their slots.
+    fn slots_of_tree(json: Json<'_>) -> Result<Slots<'_>, Json<'_>> {
+        match json {
+            Json::Object(object) => {
+                let mut slots = Slots::default();
+                object.into_slots(by_length, &mut slots);
+                Ok(slots)
+            }
+            other => Err(other),
+        }
+    }
+
+    #[test]
+    fn an_objects_members_are_read_into_their_slots_and_the_rest_is_read_and_dropped() {
+        let text = r#"{"ab": 1, "xyz": [1, {"a": 2}], "a": "s", "ab": {"b": null}}"#;
+        let Ok(Ok(slots)) = slots_of(text, 32) else { panic!("read") };
+        assert_eq!(slots[0], None);
+        assert_eq!(slots[1], Some(Json::String(Cow::Borrowed("s"))), "a nested object's key is not a member");
+        assert!(matches!(&slots[2], Some(Json::Object(_))), "the last of a repeated key");
+        // Read by serde_json (an escape), the same.
+        let escaped = r#"{"ab": 1, "xyz": "\n", "a": "s", "ab": {"b": null}}"#;
+        let Ok(Ok(by_serde)) = slots_of(escaped, 32) else { panic!("read") };
+        assert_eq!(by_serde, slots);
+        // An escape after members the plain reader has put in their slots: serde_json reads
+        // the whole object again.
+        let late = r#"{"a": "first", "xyz": 2, "b": "\u0041"}"#;
+        let Ok(Ok(late)) = slots_of(late, 32) else { panic!("read") };
+        assert_eq!(late, [None, Some(Json::String(Cow::Owned("A".into()))), None], "`a` and `b` share a slot");
+        // Not an object: its tree. Not JSON, or nested too deep (in a member that has no slot
+        // too): parse's errors.
+        assert!(matches!(slots_of("[1]", 32), Ok(Err(Json::Array(_)))));
+        assert!(matches!(slots_of(r#" "s" "#, 32), Ok(Err(Json::String(_)))));
+        assert!(matches!(slots_of(r#"{"a": 1"#, 32), Err(ParseError::Syntax(_))));
+        assert!(matches!(slots_of(r#"{"a": 1} 2"#, 32), Err(ParseError::Syntax(_))));
+        assert!(matches!(slots_of(r#"{"xyz": [[1]]}"#, 2), Err(ParseError::TooDeep)));
+        assert!(matches!(slots_of("{}", 0), Err(ParseError::TooDeep)));
+    }
+
     #[test]
     fn nesting_is_limited_while_parsing() {
         let nest = |n: usize, open: &str, close: &str| format!("{}1{}", open.repeat(n), close.repeat(n));
@@ -349,6 +430,14 @@ mod tests {
             if is_plain(&value) {
                 proptest::prop_assert!(read.is_some(), "{}", text);
             }
+            // The plain reader's slots, where it reads an object: as serde_json's tree has them.
+            let mut slots = Slots::default();
+            if plain::object(&text, 32, by_length, &mut slots).is_some() {
+                let tree = parse_with_serde(&text, 32).unwrap();
+                proptest::prop_assert_eq!(Ok(slots), slots_of_tree(tree), "{}", text);
+            } else {
+                proptest::prop_assert!(!(is_plain(&value) && value.is_object()), "{}", text);
+            }
         }
 
         /// Any JSON text (escapes, numbers of every kind, nesting) reads as serde_json::Value
@@ -361,6 +450,9 @@ mod tests {
             let read: Value = serde_json::from_str(&text).unwrap();
             let json = parse(&text, 32).unwrap();
             proptest::prop_assert!(same(&json, &read), "{}", text);
+            // An object's members in their slots: as the tree has them.
+            let slots = slots_of(&text, 32).unwrap();
+            proptest::prop_assert_eq!(slots, slots_of_tree(json), "{}", text);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use crate::event::{Event, EventType, Item, Order};
-use crate::json::{self, Json, Object, ParseError};
+use crate::json::{self, Json, ParseError};
 use crate::reason::{ReasonCode, Rejection};
 use crate::time::{format_millis, parse_rfc3339};
 
@@ -85,29 +85,42 @@ fields! {
     TaxMinor => "tax_minor",
 }
 
+/// The slot of a member's key, for [`json::parse_object`]: its field's index.
+fn slot(key: &str) -> Option<usize> {
+    Field::of(key).map(|field| field as usize)
+}
+
 /// Field access with errors that name the field (`items[2].quantity`).
-/// The strings it returns borrow from the record's text (`'de`), not from the tree (`'t`).
-struct Fields<'t, 'de> {
-    /// Each field's value, by [`Field`].
-    slots: [Option<&'t Json<'de>>; Field::COUNT],
+/// The strings it returns borrow from the record's text (`'de`).
+struct Fields<'de> {
+    /// Each field's value, by [`Field`], put in its slot as the object is read: no list of the
+    /// object's members is kept.
+    slots: [Option<Json<'de>>; Field::COUNT],
     /// The index of the item the object is, `None` for the event itself. (The name is made only
     /// for an error: most records have none.)
     item: Option<usize>,
 }
 
-impl<'t, 'de> Fields<'t, 'de> {
-    fn new(obj: &'t Object<'de>, item: Option<usize>) -> Self {
-        let mut slots = [None; Field::COUNT];
-        for (key, value) in obj.members() {
-            if let Some(field) = Field::of(key) {
-                slots[field as usize] = Some(value);
-            }
-        }
-        Fields { slots, item }
+impl<'de> Fields<'de> {
+    /// Empty slots, for the event (`None`) or its item `item`.
+    fn new(item: Option<usize>) -> Self {
+        Fields { slots: [const { None }; Field::COUNT], item }
     }
 
-    fn get(&self, field: Field) -> Option<&'t Json<'de>> {
-        self.slots[field as usize]
+    fn get(&self, field: Field) -> Option<&Json<'de>> {
+        self.slots[field as usize].as_ref()
+    }
+
+    /// A field's value taken out (for `items`, whose objects become fields of their own).
+    fn take(&mut self, field: Field) -> Check<Json<'de>> {
+        match self.slots[field as usize].take() {
+            Some(value) => Ok(value),
+            None => Err(self.missing(field)),
+        }
+    }
+
+    fn missing(&self, field: Field) -> Rejection {
+        schema(format!("missing required field `{}`", self.name(field)))
     }
 
     fn name(&self, field: Field) -> String {
@@ -117,8 +130,8 @@ impl<'t, 'de> Fields<'t, 'de> {
         }
     }
 
-    fn required(&self, field: Field) -> Check<&'t Json<'de>> {
-        self.get(field).ok_or_else(|| schema(format!("missing required field `{}`", self.name(field))))
+    fn required(&self, field: Field) -> Check<&Json<'de>> {
+        self.get(field).ok_or_else(|| self.missing(field))
     }
 
     fn string(&self, field: Field, min: usize, max: usize) -> Check<Cow<'de, str>> {
@@ -126,7 +139,7 @@ impl<'t, 'de> Fields<'t, 'de> {
         self.check_string(field, v, min, max)
     }
 
-    fn check_string(&self, field: Field, v: &'t Json<'de>, min: usize, max: usize) -> Check<Cow<'de, str>> {
+    fn check_string(&self, field: Field, v: &Json<'de>, min: usize, max: usize) -> Check<Cow<'de, str>> {
         let s = v.text().ok_or_else(|| schema(format!("`{}` must be a string, got {}", self.name(field), v.kind())))?;
         // A character is 1 to 4 bytes: the characters are counted only when the byte length
         // does not settle it.
@@ -232,14 +245,13 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
     if text.trim().is_empty() {
         return Err(invalid_json("record data is empty".into()));
     }
-    let value = json::parse(text, MAX_JSON_DEPTH).map_err(|e| match e {
-        ParseError::TooDeep => invalid_json(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")),
-        ParseError::Syntax(e) => invalid_json(format!("not parseable as JSON: {e}")),
-    })?;
-    let Json::Object(obj) = value else {
-        return Err(invalid_json(format!("expected a JSON object, got {}", value.kind())));
-    };
-    let f = Fields::new(&obj, None);
+    let mut f = Fields::new(None);
+    json::parse_object(text, MAX_JSON_DEPTH, slot, &mut f.slots)
+        .map_err(|e| match e {
+            ParseError::TooDeep => invalid_json(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")),
+            ParseError::Syntax(e) => invalid_json(format!("not parseable as JSON: {e}")),
+        })?
+        .map_err(|value| invalid_json(format!("expected a JSON object, got {}", value.kind())))?;
 
     // 3. unknown_event_type (a missing event_type is a schema violation)
     let type_value = f.required(Field::EventType)?;
@@ -256,12 +268,12 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
     if !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(schema(format!("`event_id` {} may only contain A-Z a-z 0-9 _ -", preview(&event_id))));
     }
-    let time_text = f.required(Field::EventTime)?;
-    let time_text = time_text
-        .as_str()
-        .ok_or_else(|| schema(format!("`event_time` must be an RFC 3339 string, got {}", time_text.kind())))?;
-    let event_time = parse_rfc3339(time_text)
-        .map_err(|e| schema(format!("`event_time` {} is not RFC 3339: {e}", preview(time_text))))?;
+    let time_value = f.required(Field::EventTime)?;
+    let time_text = time_value
+        .text()
+        .ok_or_else(|| schema(format!("`event_time` must be an RFC 3339 string, got {}", time_value.kind())))?;
+    let event_time = parse_rfc3339(&time_text)
+        .map_err(|e| schema(format!("`event_time` {} is not RFC 3339: {e}", preview(&time_text))))?;
     let session_id = f.string(Field::SessionId, 1, 128)?;
     let customer_id = match f.get(Field::CustomerId) {
         None | Some(Json::Null) => None,
@@ -289,7 +301,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
         _ => {
             let order_id = f.string(Field::OrderId, 1, 128)?;
             event.currency = Some(f.upper_code(Field::Currency, 3, "ISO 4217")?);
-            let items = parse_items(f.required(Field::Items)?)?;
+            let items = parse_items(f.take(Field::Items)?)?;
             let mut order = Order {
                 order_id,
                 total_minor: f.money(Field::TotalMinor)?,
@@ -308,7 +320,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
     if event_time.millis < EARLIEST_EVENT_TIME_MS {
         return Err(Rejection::new(
             ReasonCode::EventTimeOutOfRange,
-            format!("`event_time` {} is before 2000-01-01T00:00:00Z", preview(time_text)),
+            format!("`event_time` {} is before 2000-01-01T00:00:00Z", preview(&time_text)),
         ));
     }
     let limit = arrival_ms.saturating_add(MAX_FUTURE_SKEW_MS);
@@ -317,7 +329,7 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
             ReasonCode::EventTimeOutOfRange,
             format!(
                 "`event_time` {} is more than 5 minutes after the record's arrival at {}",
-                preview(time_text),
+                preview(&time_text),
                 format_millis(arrival_ms)
             ),
         ));
@@ -327,20 +339,21 @@ pub fn validate(data: &[u8], arrival_ms: i64) -> Result<Event<'_>, Rejection> {
 
 /// Items are validated in full (schema) before any total is computed, so that a schema error in
 /// a later item wins over an overflow in an earlier one. The line totals are checked later.
-fn parse_items<'de>(v: &Json<'de>) -> Check<Vec<Item<'de>>> {
+fn parse_items(v: Json<'_>) -> Check<Vec<Item<'_>>> {
     let Json::Array(raw) = v else {
         return Err(schema(format!("`items` must be an array, got {}", v.kind())));
     };
     if raw.is_empty() || raw.len() > MAX_ITEMS {
         return Err(schema(format!("`items` must hold 1-{MAX_ITEMS} items, got {}", raw.len())));
     }
-    raw.iter()
+    raw.into_iter()
         .enumerate()
         .map(|(i, item)| {
             let Json::Object(obj) = item else {
                 return Err(schema(format!("`items[{i}]` must be an object, got {}", item.kind())));
             };
-            let f = Fields::new(obj, Some(i));
+            let mut f = Fields::new(Some(i));
+            obj.into_slots(slot, &mut f.slots);
             Ok(Item {
                 product_id: f.string(Field::ProductId, 1, 128)?,
                 category: f.string(Field::Category, 1, 128)?,

@@ -24,6 +24,31 @@ pub(super) fn parse(text: &str, max_depth: usize) -> Option<Json<'_>> {
     (p.at == bytes.len()).then_some(value)
 }
 
+/// The members of the object `text` holds (one object and whitespace) that `slot` places, each
+/// put in its slot of `slots`, the last of a repeated key, as [`super::parse_object`] gives them.
+/// The other members are read all the same, so that the whole text is checked, and dropped.
+/// `None` where the text is not a plain object (serde_json must read it), with `slots` then
+/// partly filled.
+pub(super) fn object<'a>(
+    text: &'a str,
+    max_depth: usize,
+    slot: impl Fn(&str) -> Option<usize>,
+    slots: &mut [Option<Json<'a>>],
+) -> Option<()> {
+    let mut p = Plain { text, at: 0, max_depth };
+    p.skip_whitespace();
+    if p.bytes().get(p.at) != Some(&b'{') || max_depth == 0 {
+        return None;
+    }
+    p.members(0, |key, value| {
+        if let Some(i) = slot(key) {
+            slots[i] = Some(value);
+        }
+    })?;
+    p.skip_whitespace();
+    (p.at == text.len()).then_some(())
+}
+
 struct Plain<'a> {
     text: &'a str,
     at: usize,
@@ -170,22 +195,8 @@ impl<'a> Plain<'a> {
         match *self.bytes().get(self.at)? {
             b'"' => self.string().map(|s| Json::String(Cow::Borrowed(s))),
             b'{' if depth < self.max_depth => {
-                self.at += 1;
                 let mut members = Vec::with_capacity(16);
-                if !self.eat(b'}') {
-                    loop {
-                        self.skip_whitespace();
-                        let key = self.string()?;
-                        if !self.eat(b':') {
-                            return None;
-                        }
-                        members.push((Cow::Borrowed(key), self.value(depth + 1)?));
-                        if !self.eat(b',') {
-                            self.eat(b'}').then_some(())?;
-                            break;
-                        }
-                    }
-                }
+                self.members(depth, |key, value| members.push((Cow::Borrowed(key), value)))?;
                 Some(Json::Object(Object(members)))
             }
             b'[' if depth < self.max_depth => {
@@ -207,6 +218,26 @@ impl<'a> Plain<'a> {
             b'n' => self.literal("null", Json::Null),
             b'-' | b'0'..=b'9' => self.integer(),
             _ => None,
+        }
+    }
+
+    /// The members of the object at its `{`, with `depth` containers around it, each key and
+    /// value given to `member` in text order.
+    fn members(&mut self, depth: usize, mut member: impl FnMut(&'a str, Json<'a>)) -> Option<()> {
+        self.at += 1;
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            self.skip_whitespace();
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            member(key, self.value(depth + 1)?);
+            if !self.eat(b',') {
+                return self.eat(b'}').then_some(());
+            }
         }
     }
 
