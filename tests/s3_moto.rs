@@ -1,5 +1,5 @@
 //! The S3 store, the handler and the publisher against moto_server's S3 API on 127.0.0.1: round
-//! trips, both readers, redelivery, 503 bursts longer than the SDK's retries (through a fault
+//! trips, writes signed with a CRC32 of their body rather than its SHA-256, both readers, redelivery, 503 bursts longer than the SDK's retries (through a fault
 //! proxy), a process killed between any two writes of a commit, and a publisher killed between
 //! any two writes of a round.
 
@@ -76,6 +76,67 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
     let missing = store_on(&moto.endpoint(), "no-such-bucket", false).await;
     let err = missing.put("k", Bytes::new()).await.unwrap_err().to_string();
     assert!(err.contains("s3://no-such-bucket") && err.contains("NoSuchBucket"), "{err}");
+}
+
+/// What each request carried as it went out: its method and path, its payload hash
+/// (`x-amz-content-sha256`) and its CRC32 header.
+#[derive(Debug, Default, Clone)]
+struct Sent(std::sync::Arc<std::sync::Mutex<Vec<Request>>>);
+
+/// A request's method and URI, its `x-amz-content-sha256` and its `x-amz-checksum-crc32`.
+type Request = (String, String, Option<String>);
+
+impl aws_sdk_s3::config::Intercept for Sent {
+    fn name(&self) -> &'static str {
+        "Sent"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        let header = |name| request.headers().get(name).map(str::to_string);
+        let method = format!("{} {}", request.method(), request.uri());
+        self.0.lock().unwrap().push((
+            method,
+            header("x-amz-content-sha256").unwrap_or_default(),
+            header("x-amz-checksum-crc32"),
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_sent_with_a_crc32_of_their_body_in_place_of_its_sha256() {
+    let moto = testkit::servers::start_moto();
+    let sent = Sent::default();
+    let client = testkit::s3_client(&moto.endpoint());
+    testkit::create_bucket(&client, "unsigned").await;
+    let config = client.config().to_builder().interceptor(sent.clone()).build();
+    let store = S3Store::new(aws_sdk_s3::Client::from_conf(config), "unsigned");
+    store.put("p/one", Bytes::from_static(b"one")).await.unwrap();
+    assert!(store.put_if_absent("p/two", Bytes::from_static(b"two")).await.unwrap());
+    let body: Vec<u8> = (0..(6 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let mut up = sink::store::Upload::new(&store, "p/multi", 0);
+    up.write(&body).await.unwrap();
+    up.finish().await.unwrap();
+    assert_eq!(store.get("p/one").await.unwrap().unwrap(), "one");
+    assert_eq!(store.get("p/multi").await.unwrap().unwrap(), body);
+    let sent = sent.0.lock().unwrap();
+    let writes: Vec<_> = sent.iter().filter(|(method, _, _)| method.starts_with("PUT ")).collect();
+    // PutObject twice, UploadPart twice (5 MiB and the last 1 MiB).
+    assert_eq!(writes.len(), 4, "{sent:#?}");
+    for (method, hash, crc32) in writes {
+        assert_eq!(hash, "UNSIGNED-PAYLOAD", "{method}");
+        assert!(crc32.is_some(), "{method} went out without a CRC32 of its body");
+    }
+    // Other requests are signed as before: a GET's payload hash is the SHA-256 of its empty body.
+    const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let gets: Vec<_> = sent.iter().filter(|(method, _, _)| method.starts_with("GET ")).collect();
+    assert!(!gets.is_empty() && gets.iter().all(|(_, hash, _)| hash == EMPTY), "{gets:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
