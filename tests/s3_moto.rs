@@ -1,7 +1,7 @@
 //! The S3 store, the handler and the publisher against moto_server's S3 API on 127.0.0.1: round
-//! trips, writes signed with a CRC32 of their body rather than its SHA-256, both readers, redelivery, 503 bursts longer than the SDK's retries (through a fault
-//! proxy), a process killed between any two writes of a commit, and a publisher killed between
-//! any two writes of a round.
+//! trips, writes signed with a CRC32 of their body rather than its SHA-256, both readers,
+//! redelivery, 503 bursts longer than the SDK's retries (through a fault proxy), a process killed
+//! between any two writes of a commit, and a publisher killed between any two writes of a round.
 
 use bytes::Bytes;
 use orderstream::input;
@@ -78,7 +78,7 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
     assert!(err.contains("s3://no-such-bucket") && err.contains("NoSuchBucket"), "{err}");
 }
 
-/// What each request carried as it went out: its method and path, its payload hash
+/// What each request carried as it went out: its method and URI, its payload hash
 /// (`x-amz-content-sha256`) and its CRC32 header.
 #[derive(Debug, Default, Clone)]
 struct Sent(std::sync::Arc<std::sync::Mutex<Vec<Request>>>);
@@ -129,10 +129,13 @@ async fn writes_are_sent_with_a_crc32_of_their_body_in_place_of_its_sha256() {
     let writes: Vec<_> = sent.iter().filter(|(method, _, _)| method.starts_with("PUT ")).collect();
     // PutObject twice, UploadPart twice (5 MiB and the last 1 MiB).
     assert_eq!(writes.len(), 4, "{sent:#?}");
-    for (method, hash, crc32) in writes {
+    for (method, hash, crc32) in &writes {
         assert_eq!(hash, "UNSIGNED-PAYLOAD", "{method}");
         assert!(crc32.is_some(), "{method} went out without a CRC32 of its body");
     }
+    // The CRC32 is the body's: "one"'s is 0x7a6c86f1 (Python's `zlib.crc32`), sent as the base64
+    // of its four bytes, most significant first.
+    assert_eq!(writes[0].2.as_deref(), Some("emyG8Q=="), "{:?}", writes[0]);
     // Other requests are signed as before: a GET's payload hash is the SHA-256 of its empty body.
     const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     let gets: Vec<_> = sent.iter().filter(|(method, _, _)| method.starts_with("GET ")).collect();
