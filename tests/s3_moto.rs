@@ -78,8 +78,7 @@ async fn the_s3_store_round_trips_objects_on_a_real_s3_api() {
     assert!(err.contains("s3://no-such-bucket") && err.contains("NoSuchBucket"), "{err}");
 }
 
-/// What each request carried as it went out: its method and URI, its payload hash
-/// (`x-amz-content-sha256`) and its CRC32 header.
+/// The requests as they went out, recorded by an SDK interceptor.
 #[derive(Debug, Default, Clone)]
 struct Sent(std::sync::Arc<std::sync::Mutex<Vec<Request>>>);
 
